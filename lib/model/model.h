@@ -1,0 +1,178 @@
+/*
+ * model.h - hyper-parameters, weights and the model/context handles.
+ *
+ * Split as in llama2.c: dsv3_hparams (configuration), dsv3_weights (tensor
+ * pointers, each commented with its shape) and the per-sequence state in
+ * dsv3_context (KV cache, scratch). Notation follows
+ * spec/ARCHITECTURE.md: d hidden, V vocab, n_h heads, d_n/d_r/d_v head dims,
+ * d_q = d_n + d_r, r_q/r_kv low ranks, E experts, f_d/f_m FFN widths.
+ * SPDX-License-Identifier: MIT
+ */
+#ifndef DSV3_MODEL_H
+#define DSV3_MODEL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "../backend/backend.h"
+#include "../core/core.h"
+
+/* ---- hyper-parameters --------------------------------------------------- */
+
+enum dsv3_scoring {
+    DSV3_SCORING_SOFTMAX = 0, /* V2 */
+    DSV3_SCORING_SIGMOID = 1  /* V3 */
+};
+
+enum dsv3_topk_method {
+    DSV3_TOPK_GREEDY = 0,               /* V2-Lite: plain top-k */
+    DSV3_TOPK_GROUP_LIMITED_GREEDY = 1, /* V2: groups scored by max */
+    DSV3_TOPK_NOAUX_TC = 2              /* V3: bias for selection, groups by top-2 sum */
+};
+
+typedef struct dsv3_hparams {
+    int32_t vocab_size;            /* V */
+    int32_t hidden_size;           /* d */
+    int32_t intermediate_size;     /* f_d (dense FFN width) */
+    int32_t moe_intermediate_size; /* f_m (one expert's width) */
+    int32_t n_layers;              /* L, main decoder layers */
+    int32_t first_k_dense;         /* K_d, leading dense layers */
+    int32_t moe_layer_freq;        /* MoE iff l >= K_d and l % freq == 0 */
+    int32_t n_heads;               /* n_h */
+    int32_t q_lora_rank;           /* r_q; 0 = no query compression */
+    int32_t kv_lora_rank;          /* r_kv */
+    int32_t qk_nope_dim;           /* d_n */
+    int32_t qk_rope_dim;           /* d_r */
+    int32_t v_head_dim;            /* d_v */
+    int32_t n_routed_experts;      /* E; 0 = dense model */
+    int32_t n_shared_experts;      /* E_s (fused into one MLP of width E_s*f_m) */
+    int32_t n_experts_per_tok;     /* k */
+    int32_t n_group;               /* G */
+    int32_t topk_group;            /* G_k */
+    int32_t scoring;               /* enum dsv3_scoring */
+    int32_t topk_method;           /* enum dsv3_topk_method */
+    int32_t norm_topk_prob;        /* renormalise the k weights (and k > 1) */
+    int32_t n_mtp;                 /* D, MTP modules stored as layers L ... L+D-1 */
+    int32_t max_position;          /* max_position_embeddings */
+    int32_t bos_token;             /* -1 if none */
+    int32_t eos_token;             /* -1 if none */
+    float routed_scaling;          /* rho */
+    float rms_eps;                 /* epsilon of every RMSNorm */
+    float rope_theta;              /* RoPE base */
+    int32_t rope_yarn;             /* 1 iff rope_scaling.type == "yarn" */
+    int32_t yarn_orig_ctx;         /* original_max_position_embeddings */
+    float yarn_factor;             /* s */
+    float yarn_beta_fast;
+    float yarn_beta_slow;
+    float yarn_mscale;
+    float yarn_mscale_all_dim;
+} dsv3_hparams;
+
+/* Derived helpers. */
+static inline int32_t dsv3__hp_qk_head_dim(const dsv3_hparams *hp)
+{
+    return hp->qk_nope_dim + hp->qk_rope_dim;
+}
+
+static inline int dsv3__hp_layer_is_moe(const dsv3_hparams *hp, int32_t layer)
+{
+    if (hp->n_routed_experts <= 0)
+        return 0;
+    if (layer >= hp->n_layers) /* MTP modules always use MoE when the model has it */
+        return 1;
+    return layer >= hp->first_k_dense && hp->moe_layer_freq > 0 &&
+           layer % hp->moe_layer_freq == 0;
+}
+
+/* ---- weights ------------------------------------------------------------ */
+
+/* A SwiGLU MLP: down(silu(gate x) * up x). */
+typedef struct dsv3_mlp_weights {
+    dsv3_tensor gate; /* [f, d] */
+    dsv3_tensor up;   /* [f, d] */
+    dsv3_tensor down; /* [d, f] */
+} dsv3_mlp_weights;
+
+typedef struct dsv3_layer_weights {
+    dsv3_tensor attn_norm;  /* [d]  input_layernorm */
+    /* attention (MLA) */
+    dsv3_tensor q_a;        /* [r_q, d]          when r_q > 0 */
+    dsv3_tensor q_a_norm;   /* [r_q]             when r_q > 0 */
+    dsv3_tensor q_b;        /* [n_h*d_q, r_q]    when r_q > 0 */
+    dsv3_tensor q;          /* [n_h*d_q, d]      when r_q == 0 */
+    dsv3_tensor kv_a;       /* [r_kv + d_r, d]   latent rows first, rope rows last */
+    dsv3_tensor kv_a_norm;  /* [r_kv] */
+    dsv3_tensor kv_b;       /* [n_h*(d_n+d_v), r_kv]  per head: d_n key rows, d_v value rows */
+    dsv3_tensor o;          /* [d, n_h*d_v] */
+    dsv3_tensor ffn_norm;   /* [d]  post_attention_layernorm */
+    /* feed-forward */
+    int32_t is_moe;
+    dsv3_mlp_weights mlp;   /* dense layers: f = f_d */
+    dsv3_tensor router;     /* [E, d]   mlp.gate.weight */
+    dsv3_tensor router_bias;/* [E] F32  e_score_correction_bias (noaux_tc only) */
+    dsv3_tensor exp_gate;   /* [E, f_m, d]  routed experts, stacked */
+    dsv3_tensor exp_up;     /* [E, f_m, d] */
+    dsv3_tensor exp_down;   /* [E, d, f_m] */
+    dsv3_mlp_weights shared;/* f = E_s*f_m  (absent when E_s == 0) */
+    /* MTP module only (layer index >= n_layers) */
+    dsv3_tensor enorm;      /* [d] */
+    dsv3_tensor hnorm;      /* [d] */
+    dsv3_tensor eh_proj;    /* [d, 2d]  input = [enorm(e) ; hnorm(h)] */
+    dsv3_tensor head_norm;  /* [d]  shared_head.norm */
+    dsv3_tensor embed;      /* [V, d] its embed_tokens (may alias the main one) */
+    dsv3_tensor head;       /* [V, d] shared_head.head (may alias lm_head) */
+} dsv3_layer_weights;
+
+typedef struct dsv3_weights {
+    dsv3_tensor embed;            /* [V, d]  model.embed_tokens */
+    dsv3_tensor norm;             /* [d]     model.norm */
+    dsv3_tensor head;             /* [V, d]  lm_head */
+    int32_t n_layers;             /* n_layers + loaded MTP modules */
+    dsv3_layer_weights *layers;   /* [n_layers]; MTP modules at L ... */
+} dsv3_weights;
+
+/* ---- the model handle --------------------------------------------------- */
+
+struct dsv3_tokenizer;
+struct dsv3_fwd_model; /* forward-pass data derived at load (lib/model/forward) */
+
+enum dsv3_chat_kind {
+    DSV3_CHAT_NONE = 0,
+    DSV3_CHAT_DEEPSEEK_V3 = 1,
+    DSV3_CHAT_DEEPSEEK_V2 = 2
+};
+
+struct dsv3_model {
+    uint32_t magic;             /* DSV3__MAGIC_MODEL, or _FAILED */
+    atomic_int refs;            /* the caller's reference + one per context */
+    dsv3__alloc alloc;
+    dsv3__log log;
+    pthread_mutex_t err_lock;   /* guards err (the model is shared) */
+    dsv3__err err;
+    dsv3_model_params params;   /* copy of the load params */
+
+    dsv3_hparams hp;
+    dsv3_weights w;
+    dsv3_backend be;            /* where the model computes */
+    dsv3_backend be_cpu;        /* routed experts with DSV3_PLACE_EXPERTS_ON_CPU */
+    struct dsv3_tokenizer *tok; /* NULL when the file has no tokenizer */
+    int32_t chat_kind;          /* enum dsv3_chat_kind */
+
+    struct dsv3__load_state *load; /* loader-owned resources (buffers, maps) */
+    struct dsv3_fwd_model *fwd;
+
+    dsv3_model_info info;       /* filled at load */
+};
+
+/* Report an error on a shared model handle (thread-safe). Returns code. */
+int dsv3__model_seterr(const dsv3_model *m, int code, const char *fmt, ...) DSV3__PRINTF(3, 4);
+
+/* Take / drop a reference; the last drop frees everything. */
+void dsv3__model_ref(dsv3_model *m);
+void dsv3__model_unref(dsv3_model *m);
+
+/* Validate a public handle: DSV3_OK, or DSV3_E_INVAL (NULL) / DSV3_E_MISUSE
+ * (failed or freed handle). */
+int dsv3__model_check(const dsv3_model *m);
+
+#endif /* DSV3_MODEL_H */

@@ -1,0 +1,10 @@
+/*
+ * commands.h - the subcommands of the dsv3 program.
+ * SPDX-License-Identifier: MIT
+ */
+#ifndef DSV3_COMMANDS_H
+#define DSV3_COMMANDS_H
+
+int cmd_backends(int argc, char **argv);
+
+#endif
