@@ -95,23 +95,216 @@ typedef struct dsv3_backend_config {
 /* ---- ops ---------------------------------------------------------------- */
 
 /*
- * Operations. Each is coarse enough for one architecture step so that GPU
- * backends can fuse; every op is tested against the scalar reference. The
- * argument struct of each op is declared with the forward pass (see
- * dsv3_op_job); the op numbers are private to the library.
+ * Operations. Each is one coarse architecture step so that GPU backends can
+ * fuse inside it; the CPU backend's scalar implementation is the
+ * conformance oracle for every other implementation.
+ *
+ * Common rules:
+ *  - Activations are F32 in the backend's memory (COMPUTE or KV buffers).
+ *    Matrices are row-major; "ld" arguments are row strides in elements.
+ *  - Weights are dsv3_tensor (F32, BF16, F16 or FP8_E4M3 with 128x128 block
+ *    scales, edge blocks partial). A stacked tensor [E, M, K] is addressed
+ *    by an expert index; a 2-D tensor [M, K] uses expert 0.
+ *  - Accumulation is F32 in a fixed order, so results never depend on the
+ *    number of threads.
+ *  - Outputs never alias inputs unless an op says so.
+ *  - Ties in top-k / argmax go to the lower index.
+ * Numbers are fixed for the life of the library (private, but keep them).
  */
 enum dsv3_op {
     DSV3_OP_NONE = 0,
+    DSV3_OP_EMBED = 1,    /* dsv3_op_embed_args: rows of a table by token id */
+    DSV3_OP_RMSNORM = 2,  /* dsv3_op_rmsnorm_args */
+    DSV3_OP_MATMUL = 3,   /* dsv3_op_matmul_args: y[T][M] (+)= x[T][K] W[M][K]^T */
+    DSV3_OP_DEQUANT = 4,  /* dsv3_op_dequant_args: weight rows to F32 */
+    DSV3_OP_COPY = 5,     /* dsv3_op_copy_args: 2-D copy with dtype conversion */
+    DSV3_OP_ROPE = 6,     /* dsv3_op_rope_args: interleaved-pair rotation in place */
+    DSV3_OP_MLA_ATTN = 7, /* dsv3_op_mla_attn_args: absorbed MLA over the latent cache */
+    DSV3_OP_MHA = 8,      /* dsv3_op_mha_args: naive MLA (decompressed keys/values) */
+    DSV3_OP_ROUTE = 9,    /* dsv3_op_route_args: router scores -> top-k experts, weights */
+    DSV3_OP_MOE = 10,     /* dsv3_op_moe_args: routed experts, weighted sum */
+    DSV3_OP_SWIGLU = 11,  /* dsv3_op_swiglu_args: y = silu(g) * u */
+    DSV3_OP_ADD = 12,     /* dsv3_op_add_args: y = a + b */
+    DSV3_OP_ARGMAX = 13,  /* dsv3_op_argmax_args: per-row argmax */
     DSV3_OP__COUNT
 };
 
-/* One op invocation. The per-op argument structs are added by the forward
- * pass; `args` points at the one matching `op`. */
-typedef struct dsv3_op_job {
-    int32_t op;
+/* EMBED: out[t][0..d) = F32(table[tokens[t]]) for t < n. The caller checks
+ * that every token is in [0, V). table: [V, d] of any weight dtype. */
+typedef struct dsv3_op_embed_args {
+    const dsv3_tensor *table; /* [V, d] */
+    const int32_t *tokens;    /* [n], backend memory */
+    float *out;               /* [n][ld_out] */
+    int64_t n, ld_out;
+} dsv3_op_embed_args;
+
+/* RMSNORM: y[r][i] = weight[i] * x[r][i] / sqrt(mean_i(x[r][i]^2) + eps),
+ * i < n. y may equal x (in place). */
+typedef struct dsv3_op_rmsnorm_args {
+    const float *x;      /* [rows][ldx] */
+    float *y;            /* [rows][ldy] */
+    const float *weight; /* [n] */
+    int64_t rows, n, ldx, ldy;
+    float eps;
     int32_t reserved;
+} dsv3_op_rmsnorm_args;
+
+/* MATMUL: y[t][m] = sum_k x[t][k] * W[m][k] (accumulate: y[t][m] += that),
+ * t < T, m < M, k < K, with W = w (2-D [M, K]) or w[expert] (stacked
+ * [E, M, K]). FP8 weights are W = fp8(q) * scale[m/128][k/128]. */
+typedef struct dsv3_op_matmul_args {
+    const dsv3_tensor *w;
+    int64_t expert;     /* 0 for a 2-D tensor */
+    const float *x;     /* [T][ldx], ldx >= K */
+    float *y;           /* [T][ldy], ldy >= M */
+    int64_t T, ldx, ldy;
+    int32_t accumulate; /* 0: y = x W^T; 1: y += x W^T */
+    int32_t reserved;
+} dsv3_op_matmul_args;
+
+/* DEQUANT: y[r][k] = W[row0 + r][k] as F32 for r < rows (W as in MATMUL). */
+typedef struct dsv3_op_dequant_args {
+    const dsv3_tensor *w;
+    int64_t expert;
+    int64_t row0, rows;
+    float *y;           /* [rows][K] */
+} dsv3_op_dequant_args;
+
+/* COPY: dst[r][c] = src[r][c] for r < rows, c < cols, converting between
+ * F32, BF16 and F16 (round to nearest even). */
+typedef struct dsv3_op_copy_args {
+    const void *src;
+    void *dst;
+    int32_t src_dtype, dst_dtype; /* enum dsv3_dtype: F32, BF16, F16 */
+    int64_t rows, cols, ld_src, ld_dst;
+} dsv3_op_copy_args;
+
+/* ROPE: rotate, in place, n_heads vectors of dim values in each of T rows:
+ * the vector of head h in row t starts at x + t*ldx + offset + h*head_stride.
+ * Row t is at position pos0 + t. Pairs are interleaved: for i < dim/2,
+ * phi = (pos0 + t) * freqs[i],
+ *   y[2i]   = scale * (x[2i] cos(phi) - x[2i+1] sin(phi)),
+ *   y[2i+1] = scale * (x[2i] sin(phi) + x[2i+1] cos(phi)). */
+typedef struct dsv3_op_rope_args {
+    float *x;
+    const float *freqs; /* [dim/2], backend memory (YaRN-corrected frequencies) */
+    int64_t T, ldx, offset, head_stride, n_heads, dim, pos0;
+    float scale;        /* 1, or YaRN's m(s, mscale) / m(s, mscale_all_dim) */
+    int32_t reserved;
+} dsv3_op_rope_args;
+
+/*
+ * MLA_ATTN (absorbed form). Query row t (position pos0 + t) attends to cache
+ * rows 0 ... pos0 + t (the cache must already hold rows up to pos0 + T - 1).
+ * Per head h, with q_n = q[t][h*d_q .. +d_n), q_r = q[t][h*d_q+d_n .. +d_r)
+ * (already rotated), W_UK = wkv_b[h][0 .. d_n), W_UV = wkv_b[h][d_n .. d_n+d_v):
+ *   qhat = W_UK^T q_n                                    [r_kv]
+ *   s(j) = scale * (qhat . c(j) + q_r . k_r(j)),  P = softmax_j(s)
+ *   out[t][h*d_v .. +d_v) = W_UV (sum_j P(j) c(j))
+ * where cache row j = [c(j) (r_kv values) ; k_r(j) (d_r values)].
+ */
+typedef struct dsv3_op_mla_attn_args {
+    const float *q;      /* [T][ldq], ldq >= n_heads*(d_nope+d_rope) */
+    const void *cache;   /* [>= pos0+T][ld_cache] of cache_dtype (F32, BF16) */
+    const float *wkv_b;  /* [n_heads][d_nope+d_v][kv_rank], F32 */
+    float *out;          /* [T][ld_out], ld_out >= n_heads*d_v */
+    int32_t cache_dtype, reserved;
+    int64_t T, pos0, n_heads, d_nope, d_rope, d_v, kv_rank;
+    int64_t ldq, ld_cache, ld_out;
+    float scale;         /* softmax scale tau */
+    int32_t reserved2;
+} dsv3_op_mla_attn_args;
+
+/*
+ * MHA (naive form over decompressed keys and values). Query row t (position
+ * pos0 + t) attends to key rows 0 ... pos0 + t. Per head h, key row j is
+ * [kv[j][h*(d_n+d_v) .. +d_n) ; k_rope[j][0 .. d_r)] and its value
+ * kv[j][h*(d_n+d_v)+d_n .. +d_v); scores are scale * q_h . k_h(j).
+ */
+typedef struct dsv3_op_mha_args {
+    const float *q;      /* [T][ldq] per head [nope ; rope] */
+    const float *kv;     /* [>= pos0+T][ld_kv] per head [k_nope ; v] */
+    const float *k_rope; /* [>= pos0+T][ld_kr] shared rotated key */
+    float *out;          /* [T][ld_out] */
+    int64_t T, pos0, n_heads, d_nope, d_rope, d_v;
+    int64_t ldq, ld_kv, ld_kr, ld_out;
+    float scale;
+    int32_t reserved;
+} dsv3_op_mha_args;
+
+enum dsv3_route_scoring {
+    DSV3_ROUTE_SOFTMAX = 0, /* s = softmax(z) over all experts */
+    DSV3_ROUTE_SIGMOID = 1  /* s = sigmoid(z) */
+};
+
+enum dsv3_route_groups {
+    DSV3_GROUPS_NONE = 0,  /* plain top-k */
+    DSV3_GROUPS_MAX = 1,   /* group score = max of the choice scores in the group */
+    DSV3_GROUPS_TOP2 = 2   /* group score = sum of the two largest choice scores */
+};
+
+/*
+ * ROUTE, per token t: s = scoring(z[t]); choice scores c = s + bias (bias
+ * only when not NULL); with groups: keep the topk_group groups (n_group
+ * groups of consecutive experts) with the largest group score and set c to
+ * -inf outside them; idx = the k experts with the largest c, in descending
+ * order of c; weight = s[idx] (unbiased), divided by their sum when renorm,
+ * times scaling.
+ */
+typedef struct dsv3_op_route_args {
+    const float *logits; /* [T][ld] router logits z */
+    const float *bias;   /* [n_experts] or NULL */
+    int32_t *idx;        /* [T][k] */
+    float *weight;       /* [T][k] */
+    int64_t T, ld, n_experts, k, n_group, topk_group;
+    int32_t scoring;     /* enum dsv3_route_scoring */
+    int32_t groups;      /* enum dsv3_route_groups */
+    int32_t renorm;
+    float scaling;
+} dsv3_op_route_args;
+
+/*
+ * MOE: y[t] = sum over the k experts e = idx[t][j] of weight[t][j] *
+ * down_e(silu(gate_e x[t]) * up_e x[t]), summed in ascending expert index.
+ * gate/up are stacked [E, f, d], down [E, d, f].
+ */
+typedef struct dsv3_op_moe_args {
+    const dsv3_tensor *gate, *up, *down;
+    const float *x;          /* [T][ldx] */
+    const int32_t *idx;      /* [T][k], each in [0, E) */
+    const float *weight;     /* [T][k] */
+    float *y;                /* [T][ldy] */
+    int64_t T, k, ldx, ldy;
+} dsv3_op_moe_args;
+
+/* SWIGLU: y[i] = silu(g[i]) * u[i], silu(z) = z / (1 + exp(-z)), i < n.
+ * y may equal g or u. */
+typedef struct dsv3_op_swiglu_args {
+    const float *g, *u;
+    float *y;
+    int64_t n;
+} dsv3_op_swiglu_args;
+
+/* ADD: y[i] = a[i] + b[i], i < n; y may equal a or b. */
+typedef struct dsv3_op_add_args {
+    const float *a, *b;
+    float *y;
+    int64_t n;
+} dsv3_op_add_args;
+
+/* ARGMAX: out[r] = index of the largest x[r][0 .. n) (lowest on ties; NaN
+ * never wins). */
+typedef struct dsv3_op_argmax_args {
+    const float *x;  /* [rows][ld] */
+    int32_t *out;    /* [rows], backend memory */
+    int64_t rows, n, ld;
+} dsv3_op_argmax_args;
+
+/* One op invocation; `args` points at the struct matching `op`. */
+typedef struct dsv3_op_job {
+    int32_t op;        /* enum dsv3_op */
+    int32_t n_threads; /* worker threads for this op; <= 0: the backend's default */
     const void *args;
-    const volatile int *cancel; /* non-zero: stop early and return DSV3_E_CANCELED */
 } dsv3_op_job;
 
 /* Optional fused layer job (MLA + FFN of one decoder layer); backends that do

@@ -9,6 +9,8 @@
 static void model_destroy(dsv3_model *m)
 {
     dsv3__alloc a = m->alloc;
+    if (m->be.ops)
+        dsv3__fwd_model_free(m);
     dsv3__backend_close(&m->be);
     dsv3__backend_close(&m->be_cpu);
     pthread_mutex_destroy(&m->err_lock);

@@ -175,4 +175,159 @@ void dsv3__model_unref(dsv3_model *m);
  * (failed or freed handle). */
 int dsv3__model_check(const dsv3_model *m);
 
+/* ---- forward pass (forward.c, rope.c, mla.c, moe.c, mtp.c) ---------------- */
+
+/* Data derived from the weights once per model (lives in the model's
+ * backend memory). */
+typedef struct dsv3_fwd_model {
+    dsv3_buf *buf;       /* holds rope_freqs and every wkv_b */
+    float *rope_freqs;   /* [d_r/2] YaRN-corrected frequencies theta'_i */
+    float **wkv_b;       /* [n_layers] (host array) -> [n_h][d_n+d_v][r_kv] F32:
+                            kv_b dequantized once (W_UK rows, then W_UV rows) */
+    int32_t n_layers;    /* main layers + loaded MTP modules */
+    float attn_scale;    /* softmax scale tau (ARCHITECTURE.md 3.5) */
+    float rope_scale;    /* cos/sin factor m(s, mscale) / m(s, mscale_all_dim) */
+} dsv3_fwd_model;
+
+/* Check hparams and every tensor shape the forward pass uses, then build
+ * m->fwd. Call once the weights are in backend memory. Errors are reported
+ * on the model. */
+int dsv3__fwd_model_init(dsv3_model *m);
+void dsv3__fwd_model_free(dsv3_model *m);
+
+/* rope.c: YaRN frequencies (host memory, d_r/2 values), softmax scale and
+ * cos/sin factor, from the hyper-parameters. */
+void dsv3__rope_freqs(const dsv3_hparams *hp, float *out);
+float dsv3__attn_scale(const dsv3_hparams *hp);
+float dsv3__rope_scale(const dsv3_hparams *hp);
+
+/* Scratch of one forward chunk of up to n_rows tokens, all in one backend
+ * buffer. Pointers are backend addresses. */
+typedef struct dsv3_fwd_scratch {
+    dsv3_buf *buf;
+    int64_t n_rows;
+    int32_t *tok;    /* [B] token ids */
+    int32_t *amax;   /* [B] argmax results */
+    float *h;        /* [B][d] residual stream */
+    float *xn;       /* [B][d] normed input of a block */
+    float *qa;       /* [B][r_q] */
+    float *q;        /* [B][n_h*d_q] */
+    float *kv;       /* [B][r_kv+d_r] */
+    float *ao;       /* [B][n_h*d_v] attention output before o_proj */
+    float *fg, *fu;  /* [B][f_max] FFN gate/up */
+    float *moe;      /* [B][d] */
+    float *rlog;     /* [B][E] router logits */
+    int32_t *ridx;   /* [B][k] */
+    float *rw;       /* [B][k] */
+    float *cat;      /* [B][2d] MTP input [enorm(e) ; hnorm(h)] */
+    float *logits;   /* [B][V] */
+    /* naive attention only, sized for n_ctx keys */
+    dsv3_buf *naive_buf;
+    float *lat;      /* [n_ctx][r_kv+d_r] cache rows as F32 */
+    float *kvd;      /* [n_ctx][n_h*(d_n+d_v)] decompressed keys/values */
+} dsv3_fwd_scratch;
+
+/* One forward invocation's view of a context. */
+typedef struct dsv3__fwd {
+    const dsv3_model *m;
+    const dsv3_backend *be;
+    dsv3__err *err;
+    const dsv3_fwd_scratch *s;
+    const atomic_int *cancel;
+    int32_t n_threads;
+    int32_t naive;       /* naive MLA instead of absorbed */
+    int32_t kv_dtype;    /* F32 or BF16 */
+    int64_t ld_cache;    /* r_kv + d_r */
+} dsv3__fwd;
+
+/* Run one backend op; failures become E_BACKEND/E_NOMEM with a message. */
+int dsv3__fwd_op(const dsv3__fwd *f, int32_t op, const void *args);
+/* y (+)= x W^T over T rows. */
+int dsv3__fwd_matmul(const dsv3__fwd *f, const dsv3_tensor *w, const float *x, int64_t ldx,
+                     float *y, int64_t ldy, int64_t T, int accumulate);
+int dsv3__fwd_rmsnorm(const dsv3__fwd *f, const dsv3_tensor *g, const float *x, int64_t ldx,
+                      float *y, int64_t ldy, int64_t rows, int64_t n);
+/* Is the cancel flag up? */
+int dsv3__fwd_canceled(const dsv3__fwd *f);
+
+/* Allocate / release the scratch for chunks of n_rows tokens (naive: also
+ * the n_ctx-sized naive buffers). */
+int dsv3__fwd_scratch_init(const dsv3_model *m, int64_t n_rows, int naive, int64_t n_ctx,
+                           dsv3_fwd_scratch *s);
+void dsv3__fwd_scratch_free(const dsv3_model *m, dsv3_fwd_scratch *s);
+
+/* mla.c: h += Attn(RMSNorm(h)) for T rows at positions pos0 ..., appending
+ * the rows' latent + rotated rope key to `cache` ([n_ctx][r_kv+d_r]). */
+int dsv3__mla_block(const dsv3__fwd *f, int32_t layer, void *cache, int64_t T, int64_t pos0);
+/* moe.c: h += FFN(RMSNorm(h)) (dense SwiGLU or MoE by layer). */
+int dsv3__ffn_block(const dsv3__fwd *f, int32_t layer, int64_t T);
+
+/* forward.c: a whole decoder layer (attention then FFN) on s->h; checks
+ * the cancel flag afterwards. */
+int dsv3__layer_forward(const dsv3__fwd *f, int32_t layer, void *cache, int64_t T, int64_t pos0);
+/* Copy T token ids (host) into s->tok. */
+int dsv3__fwd_upload_tokens(const dsv3__fwd *f, const int32_t *tokens, int64_t T);
+/* Logits (head . x) of rows [r0, r0 + n) of x ([T][d], backend) into
+ * out_host ([n][V]). */
+int dsv3__fwd_logits(const dsv3__fwd *f, const dsv3_tensor *head, const float *x, int64_t r0,
+                     int64_t n, float *out_host);
+/* The main model on T tokens (host ids) at positions pos0 ...: embedding,
+ * every layer (layer l's cache at kv_base + l * kv_layer_bytes gets the new
+ * rows), final norm (left in s->xn and copied to hid ([T][d], backend) when
+ * not NULL), and logits of rows [r0, r0 + n_out) into out_host. */
+int dsv3__fwd_main(const dsv3__fwd *f, char *kv_base, size_t kv_layer_bytes,
+                   const int32_t *tokens, int64_t T, int64_t pos0, float *hid, int64_t r0,
+                   int64_t n_out, float *out_host);
+
+/* ---- the context handle --------------------------------------------------- */
+
+struct dsv3_context {
+    uint32_t magic;               /* DSV3__MAGIC_CONTEXT, or _FAILED */
+    atomic_int busy;              /* a call is running */
+    atomic_int cancel;            /* dsv3_context_cancel was called */
+    dsv3_model *model;            /* counted reference (NULL in a failed handle) */
+    dsv3__alloc alloc;
+    dsv3__err err;
+    dsv3_context_params params;   /* resolved copy */
+    int32_t n_threads;
+    int32_t mtp_on;               /* keep hidden states, feed the MTP module */
+    uint32_t n_ctx, n_batch;
+    uint32_t n_past;              /* positions in the main cache */
+    uint32_t mtp_n_past;          /* positions in the MTP cache (<= n_past) */
+    int32_t kv_dtype;
+    size_t kv_layer_bytes;        /* n_ctx rows of one layer */
+    dsv3_buf *kv;                 /* [n_layers][n_ctx][r_kv+d_r] of kv_dtype */
+    dsv3_buf *kv_mtp;             /* [n_ctx][r_kv+d_r]: the MTP module's cache, or NULL */
+    dsv3_fwd_scratch s;
+    /* logits of the last decode call (host memory) */
+    float *logits;                /* [cap_logits][V] */
+    uint32_t cap_logits;
+    uint32_t n_logits;            /* rows available (0: none) */
+    uint32_t logits_pos0;         /* position of row 0 */
+    uint32_t logits_row0;         /* index of row 0 within the call's tokens */
+    /* final-normed hidden states of the last decode call (MTP input) */
+    dsv3_buf *hid;                /* [cap_hid][d] */
+    uint32_t cap_hid, n_hid, hid_pos0;
+    /* draft logits of the last MTP evaluation (host memory) */
+    float *mtp_logits;            /* [cap_mtp_logits][V] */
+    uint32_t cap_mtp_logits, n_mtp_logits, mtp_logits_pos0, mtp_logits_row0;
+    uint64_t n_drafted, n_accepted;
+};
+
+/* Run the MTP module on the pairs (h_i, next_tokens[j]) with
+ * i = mtp_n_past + j, j < n, where h_i is the main model's final-normed
+ * hidden state at position i kept from the last decode call (the context
+ * must have MTP on). Appends to the MTP cache; keeps the draft logits of
+ * every entry (DSV3_DECODE_ALL_LOGITS) or of the last one. DSV3_E_MISUSE
+ * when the needed hidden states are not kept. */
+int dsv3__context_mtp_eval(dsv3_context *ctx, const int32_t *next_tokens, size_t n,
+                           uint32_t flags);
+/* Draft logits of the last dsv3__context_mtp_eval (row as in
+ * dsv3_context_logits). */
+int dsv3__context_mtp_logits(dsv3_context *ctx, int32_t row, const float **logits);
+/* The MTP module on n entries at MTP positions pos0 ... (mtp.c). hid: [n][d]
+ * backend rows; logits rows [r0, r0 + n_out) of the chunk go to out_host. */
+int dsv3__mtp_forward(const dsv3__fwd *f, void *cache, const float *hid, const int32_t *tokens,
+                      int64_t n, int64_t pos0, int64_t r0, int64_t n_out, float *out_host);
+
 #endif /* DSV3_MODEL_H */

@@ -160,16 +160,27 @@ static int cpu_buf_read(void *state, const dsv3_buf *src, size_t off, void *dst,
 static int cpu_supports(void *state, int32_t op, int32_t dtype)
 {
     (void)state;
-    (void)op;
-    (void)dtype;
-    return 0;
+    if (op <= DSV3_OP_NONE || op >= DSV3_OP__COUNT)
+        return 0;
+    switch (op) {
+    case DSV3_OP_EMBED:
+    case DSV3_OP_MATMUL:
+    case DSV3_OP_DEQUANT:
+    case DSV3_OP_MOE: /* weight dtypes */
+        return dtype == DSV3_DTYPE_F32 || dtype == DSV3_DTYPE_F16 || dtype == DSV3_DTYPE_BF16 ||
+               dtype == DSV3_DTYPE_FP8_E4M3;
+    case DSV3_OP_COPY:
+    case DSV3_OP_MLA_ATTN: /* cache / element dtypes */
+        return dtype == DSV3_DTYPE_F32 || dtype == DSV3_DTYPE_BF16 ||
+               (op == DSV3_OP_COPY && dtype == DSV3_DTYPE_F16);
+    default:
+        return dtype == DSV3_DTYPE_F32 || dtype == DSV3_DTYPE_DEFAULT;
+    }
 }
 
 static int cpu_run_op(void *state, const dsv3_op_job *job)
 {
-    (void)state;
-    (void)job;
-    return DSV3_E_UNSUPPORTED;
+    return dsv3__cpu_run_op(state, job);
 }
 
 static int cpu_set_threads(void *state, int32_t n)
