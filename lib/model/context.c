@@ -102,15 +102,21 @@ static int resolve_params(dsv3_context *ctx, const dsv3_model *m, dsv3_context_p
     return DSV3_OK;
 }
 
+/* The MTP module's cache and the hidden-state rows it reads. */
 static int alloc_mtp_cache(dsv3_context *ctx)
 {
     const dsv3_backend *be = &ctx->model->be;
     if (ctx->kv_mtp)
         return DSV3_OK;
+    size_t hid = (size_t)ctx->n_ctx * (size_t)ctx->model->hp.hidden_size * sizeof(float);
     int rc = be->ops->buf_alloc(be->state, ctx->kv_layer_bytes, DSV3_BUF_KV, &ctx->kv_mtp);
+    if (!rc && (rc = be->ops->buf_alloc(be->state, hid, DSV3_BUF_KV, &ctx->hid))) {
+        be->ops->buf_free(be->state, ctx->kv_mtp);
+        ctx->kv_mtp = NULL;
+    }
     if (rc)
         return dsv3__seterr(&ctx->err, rc, "cannot allocate the MTP cache (%zu bytes)",
-                            ctx->kv_layer_bytes);
+                            ctx->kv_layer_bytes + hid);
     return DSV3_OK;
 }
 
@@ -246,25 +252,6 @@ static int grow_rows(dsv3_context *ctx, float **p, uint32_t *cap, size_t rows)
     return DSV3_OK;
 }
 
-/* Make room for n rows of kept hidden states (contents are not kept). */
-static int grow_hid(dsv3_context *ctx, size_t n)
-{
-    const dsv3_backend *be = &ctx->model->be;
-    if (n <= ctx->cap_hid)
-        return DSV3_OK;
-    ctx->n_hid = 0;
-    if (ctx->hid)
-        be->ops->buf_free(be->state, ctx->hid);
-    ctx->hid = NULL;
-    ctx->cap_hid = 0;
-    size_t bytes = n * (size_t)ctx->model->hp.hidden_size * sizeof(float);
-    int rc = be->ops->buf_alloc(be->state, bytes, DSV3_BUF_COMPUTE, &ctx->hid);
-    if (rc)
-        return dsv3__seterr(&ctx->err, rc, "cannot allocate %zu bytes for hidden states", bytes);
-    ctx->cap_hid = (uint32_t)n;
-    return DSV3_OK;
-}
-
 static int check_tokens(dsv3_context *ctx, const int32_t *tokens, size_t n)
 {
     int32_t V = ctx->model->hp.vocab_size;
@@ -280,21 +267,18 @@ static int decode_run(dsv3_context *ctx, const int32_t *tokens, size_t n, uint32
 {
     int all = (flags & DSV3_DECODE_ALL_LOGITS) != 0;
     int rc = grow_rows(ctx, &ctx->logits, &ctx->cap_logits, all ? n : 1);
-    if (!rc && ctx->mtp_on)
-        rc = grow_hid(ctx, n);
     if (rc)
         return rc;
     dsv3__fwd f;
     fwd_setup(ctx, &f);
     size_t V = (size_t)ctx->model->hp.vocab_size, d = (size_t)ctx->model->hp.hidden_size;
-    ctx->n_logits = 0; /* the old logits and hidden states are overwritten */
-    ctx->n_hid = 0;
+    ctx->n_logits = 0; /* the old logits are overwritten */
     for (size_t off = 0; off < n; off += ctx->n_batch) {
         int64_t T = (int64_t)DSV3__MIN((size_t)ctx->n_batch, n - off);
         int last = off + (size_t)T == n;
         int64_t r0 = all ? 0 : T - 1, n_out = all ? T : last ? 1 : 0;
         float *out = all ? ctx->logits + off * V : ctx->logits;
-        float *hid = ctx->mtp_on ? (float *)ctx->hid->base + off * d : NULL;
+        float *hid = ctx->mtp_on ? (float *)ctx->hid->base + (ctx->n_past + off) * d : NULL;
         rc = dsv3__fwd_main(&f, ctx->kv->base, ctx->kv_layer_bytes, tokens + off, T,
                             (int64_t)(ctx->n_past + off), hid, r0, n_out, out);
         if (rc)
@@ -303,10 +287,6 @@ static int decode_run(dsv3_context *ctx, const int32_t *tokens, size_t n, uint32
     ctx->n_logits = all ? (uint32_t)n : 1;
     ctx->logits_row0 = all ? 0 : (uint32_t)n - 1;
     ctx->logits_pos0 = ctx->n_past + ctx->logits_row0;
-    if (ctx->mtp_on) {
-        ctx->n_hid = (uint32_t)n;
-        ctx->hid_pos0 = ctx->n_past;
-    }
     ctx->n_past += (uint32_t)n;
     return DSV3_OK;
 }
@@ -372,10 +352,10 @@ static int mtp_run(dsv3_context *ctx, const int32_t *next, size_t n, uint32_t fl
     uint32_t i0 = ctx->mtp_n_past;
     if (!ctx->mtp_on || !ctx->kv_mtp)
         return dsv3__seterr(&ctx->err, DSV3_E_MISUSE, "MTP is off on this context");
-    if (i0 < ctx->hid_pos0 || (size_t)i0 + n > (size_t)ctx->hid_pos0 + ctx->n_hid)
+    if (i0 < ctx->hid_from || (size_t)i0 + n > ctx->n_past)
         return dsv3__seterr(&ctx->err, DSV3_E_MISUSE,
-                            "MTP positions %u ... %zu need hidden states that are not kept", i0,
-                            i0 + n - 1);
+                            "MTP positions %u ... %zu need hidden states of positions "
+                            "%u ... %u", i0, i0 + n - 1, ctx->hid_from, ctx->n_past);
     int all = (flags & DSV3_DECODE_ALL_LOGITS) != 0;
     int rc = grow_rows(ctx, &ctx->mtp_logits, &ctx->cap_mtp_logits, all ? n : 1);
     if (rc)
@@ -388,7 +368,7 @@ static int mtp_run(dsv3_context *ctx, const int32_t *next, size_t n, uint32_t fl
         int64_t T = (int64_t)DSV3__MIN((size_t)ctx->n_batch, n - off);
         int last = off + (size_t)T == n;
         int64_t r0 = all ? 0 : T - 1, n_out = all ? T : last ? 1 : 0;
-        const float *hid = (const float *)ctx->hid->base + (i0 - ctx->hid_pos0 + off) * d;
+        const float *hid = (const float *)ctx->hid->base + (i0 + off) * d;
         rc = dsv3__mtp_forward(&f, ctx->kv_mtp->base, hid, next + off, T, (int64_t)(i0 + off),
                                r0, n_out, all ? ctx->mtp_logits + off * V : ctx->mtp_logits);
         if (rc)
@@ -455,8 +435,9 @@ int dsv3_context_truncate(dsv3_context *ctx, uint32_t n_keep)
         if (ctx->mtp_n_past > mtp_keep)
             ctx->mtp_n_past = mtp_keep;
         ctx->n_past = n_keep;
+        if (ctx->hid_from > n_keep)
+            ctx->hid_from = n_keep;
         keep_rows(&ctx->n_logits, ctx->logits_pos0, n_keep);
-        keep_rows(&ctx->n_hid, ctx->hid_pos0, n_keep);
         keep_rows(&ctx->n_mtp_logits, ctx->mtp_logits_pos0, ctx->mtp_n_past);
     }
     return ctx_leave(ctx, DSV3_OK);
@@ -468,7 +449,8 @@ int dsv3_context_clear(dsv3_context *ctx)
     if (rc)
         return rc;
     ctx->n_past = ctx->mtp_n_past = 0;
-    ctx->n_logits = ctx->n_hid = ctx->n_mtp_logits = 0;
+    ctx->n_logits = ctx->n_mtp_logits = 0;
+    ctx->hid_from = 0;
     ctx->n_drafted = ctx->n_accepted = 0;
     return ctx_leave(ctx, DSV3_OK);
 }
@@ -516,8 +498,8 @@ int dsv3_context_set_param(dsv3_context *ctx, int32_t key, int64_t value)
     else if (value && ctx->model->w.n_layers <= ctx->model->hp.n_layers)
         rc = dsv3__seterr(&ctx->err, DSV3_E_UNSUPPORTED, "the model has no MTP module loaded");
     else if (!value || !(rc = alloc_mtp_cache(ctx))) {
-        if (ctx->mtp_on != (int32_t)value)
-            ctx->n_hid = 0; /* hidden states are kept only while MTP is on */
+        if (value && !ctx->mtp_on)
+            ctx->hid_from = ctx->n_past; /* hidden states are kept only while on */
         ctx->mtp_on = (int32_t)value;
     }
     return ctx_leave(ctx, rc);

@@ -305,9 +305,10 @@ struct dsv3_context {
     uint32_t n_logits;            /* rows available (0: none) */
     uint32_t logits_pos0;         /* position of row 0 */
     uint32_t logits_row0;         /* index of row 0 within the call's tokens */
-    /* final-normed hidden states of the last decode call (MTP input) */
-    dsv3_buf *hid;                /* [cap_hid][d] */
-    uint32_t cap_hid, n_hid, hid_pos0;
+    /* final-normed hidden state of every position (MTP input), with the
+     * MTP cache: rows hid_from ... n_past-1 are valid */
+    dsv3_buf *hid;                /* [n_ctx][d] F32, or NULL */
+    uint32_t hid_from;
     /* draft logits of the last MTP evaluation (host memory) */
     float *mtp_logits;            /* [cap_mtp_logits][V] */
     uint32_t cap_mtp_logits, n_mtp_logits, mtp_logits_pos0, mtp_logits_row0;
@@ -316,10 +317,10 @@ struct dsv3_context {
 
 /* Run the MTP module on the pairs (h_i, next_tokens[j]) with
  * i = mtp_n_past + j, j < n, where h_i is the main model's final-normed
- * hidden state at position i kept from the last decode call (the context
- * must have MTP on). Appends to the MTP cache; keeps the draft logits of
+ * hidden state at position i < n_past (kept for every position evaluated
+ * while MTP is on). Appends to the MTP cache; keeps the draft logits of
  * every entry (DSV3_DECODE_ALL_LOGITS) or of the last one. DSV3_E_MISUSE
- * when the needed hidden states are not kept. */
+ * when MTP is off or a needed hidden state is not available. */
 int dsv3__context_mtp_eval(dsv3_context *ctx, const int32_t *next_tokens, size_t n,
                            uint32_t flags);
 /* Draft logits of the last dsv3__context_mtp_eval (row as in

@@ -67,8 +67,8 @@ static void fill_hdr(const dsv3_context *ctx, state_hdr *h)
     h->has_mtp = (uint32_t)mtp;
     if (mtp) {
         h->mtp_n_past = ctx->mtp_n_past;
-        h->n_hid = ctx->n_hid;
-        h->hid_pos0 = ctx->hid_pos0;
+        h->hid_pos0 = ctx->hid_from < ctx->n_past ? ctx->hid_from : ctx->n_past;
+        h->n_hid = ctx->n_past - h->hid_pos0;
         h->n_mtp_logits = ctx->n_mtp_logits;
         h->mtp_logits_pos0 = ctx->mtp_logits_pos0;
         h->mtp_logits_row0 = ctx->mtp_logits_row0;
@@ -87,11 +87,11 @@ static int save_body(dsv3_context *ctx, const state_hdr *h, const sizes *z, char
     memcpy(p, ctx->logits, z->logits);
     p += z->logits;
     if (!rc && z->hid)
-        rc = be->ops->buf_read(be->state, ctx->hid, 0, p, z->hid);
+        rc = be->ops->buf_read(be->state, ctx->hid, (size_t)h->hid_pos0 * (z->hid / h->n_hid), p,
+                               z->hid);
     p += z->hid;
     if (z->mtp_logits)
         memcpy(p, ctx->mtp_logits, z->mtp_logits);
-    (void)h;
     return rc;
 }
 
@@ -147,7 +147,7 @@ static const char *hdr_problem(const dsv3_context *ctx, const state_hdr *h, size
         return "bad cache type";
     if (h->mtp_n_past > h->n_past || (!h->has_mtp && (h->mtp_n_past || h->n_hid)) ||
         (uint64_t)h->logits_pos0 + h->n_logits > h->n_past ||
-        (uint64_t)h->hid_pos0 + h->n_hid > h->n_past ||
+        (h->has_mtp && (uint64_t)h->hid_pos0 + h->n_hid != h->n_past) ||
         (uint64_t)h->mtp_logits_pos0 + h->n_mtp_logits > h->mtp_n_past)
         return "inconsistent positions";
     state_sizes(ctx->model, h, &z);
@@ -206,7 +206,8 @@ static int load_body(dsv3_context *ctx, const state_hdr *h, const char *p, int k
     memcpy(ctx->logits, p, z.logits);
     p += z.logits;
     if (!rc && keep_mtp && z.hid)
-        rc = m->be.ops->buf_write(m->be.state, ctx->hid, 0, p, z.hid);
+        rc = m->be.ops->buf_write(m->be.state, ctx->hid,
+                                  (size_t)h->hid_pos0 * (size_t)h->hidden * sizeof(float), p, z.hid);
     p += z.hid;
     if (keep_mtp && z.mtp_logits)
         memcpy(ctx->mtp_logits, p, z.mtp_logits);
@@ -230,18 +231,6 @@ static int load_room(dsv3_context *ctx, const state_hdr *h, int keep_mtp)
         *ptr[i] = n;
         *cap[i] = (uint32_t)rows[i];
     }
-    if (keep_mtp && h->n_hid > ctx->cap_hid) {
-        const dsv3_backend *be = &ctx->model->be;
-        if (ctx->hid)
-            be->ops->buf_free(be->state, ctx->hid);
-        ctx->hid = NULL;
-        ctx->cap_hid = ctx->n_hid = 0;
-        size_t bytes = (size_t)h->n_hid * (size_t)h->hidden * sizeof(float);
-        int rc = be->ops->buf_alloc(be->state, bytes, DSV3_BUF_COMPUTE, &ctx->hid);
-        if (rc)
-            return rc;
-        ctx->cap_hid = h->n_hid;
-    }
     return DSV3_OK;
 }
 
@@ -252,8 +241,7 @@ static void apply_hdr(dsv3_context *ctx, const state_hdr *h, int keep_mtp)
     ctx->logits_pos0 = h->logits_pos0;
     ctx->logits_row0 = h->logits_row0;
     ctx->mtp_n_past = keep_mtp ? h->mtp_n_past : 0;
-    ctx->n_hid = keep_mtp ? h->n_hid : 0;
-    ctx->hid_pos0 = h->hid_pos0;
+    ctx->hid_from = keep_mtp ? h->hid_pos0 : h->n_past;
     ctx->n_mtp_logits = keep_mtp ? h->n_mtp_logits : 0;
     ctx->mtp_logits_pos0 = h->mtp_logits_pos0;
     ctx->mtp_logits_row0 = h->mtp_logits_row0;
@@ -281,7 +269,7 @@ static int state_load(dsv3_context *ctx, const void *buf, size_t size)
         return dsv3__seterr(&ctx->err, rc, "state: cannot make room: %s", dsv3_strerror(rc));
     rc = load_body(ctx, &h, body, keep_mtp);
     if (rc) { /* partly written: leave an empty, usable context */
-        ctx->n_past = ctx->mtp_n_past = ctx->n_logits = ctx->n_hid = ctx->n_mtp_logits = 0;
+        ctx->n_past = ctx->mtp_n_past = ctx->n_logits = ctx->n_mtp_logits = ctx->hid_from = 0;
         return dsv3__seterr(&ctx->err, rc == DSV3_E_NOMEM ? rc : DSV3_E_BACKEND,
                             "state: cannot write the cache: %s", dsv3_strerror(rc));
     }
