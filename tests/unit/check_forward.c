@@ -340,7 +340,7 @@ START_TEST(mtp_rollback_exact)
     ck_assert_int_eq(dsv3_context_decode(a, t, N, 0), DSV3_OK);
     ck_assert_int_eq(dsv3__context_mtp_eval(a, t + 1, N, DSV3_DECODE_ALL_LOGITS), DSV3_OK);
     /* b: a wrong continuation, rolled back, then the right one */
-    int32_t wrong[3] = {5, 6, 7};
+    int32_t wrong[5] = {5, 6, 7, 8, 9};
     ck_assert_int_eq(dsv3_context_decode(b, t, 5, 0), DSV3_OK);
     ck_assert_int_eq(dsv3__context_mtp_eval(b, t + 1, 4, 0), DSV3_OK);
     ck_assert_int_eq(dsv3_context_decode(b, wrong, 3, 0), DSV3_OK);
