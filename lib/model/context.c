@@ -102,3 +102,20 @@ int dsv3_context_state_load(dsv3_context *ctx, const void *buf, size_t size)
     (void)ctx, (void)buf, (void)size;
     return DSV3_E_UNSUPPORTED;
 }
+
+const dsv3__alloc *dsv3__context_allocator(const dsv3_context *ctx)
+{
+    (void)ctx;
+    return NULL;
+}
+
+int dsv3__context_async_claim(dsv3_context *ctx)
+{
+    (void)ctx;
+    return DSV3_E_UNSUPPORTED;
+}
+
+void dsv3__context_async_release(dsv3_context *ctx)
+{
+    (void)ctx;
+}

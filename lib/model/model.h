@@ -175,4 +175,13 @@ void dsv3__model_unref(dsv3_model *m);
  * (failed or freed handle). */
 int dsv3__model_check(const dsv3_model *m);
 
+/* ---- internal context access (lib/async) ------------------------------- */
+
+/* The allocator of a context (its model's), or NULL for an invalid handle. */
+const dsv3__alloc *dsv3__context_allocator(const dsv3_context *ctx);
+/* Mark a context as owned by an asynchronous request: DSV3_OK, or
+ * DSV3_E_BUSY when it already is. Release when the request completes. */
+int dsv3__context_async_claim(dsv3_context *ctx);
+void dsv3__context_async_release(dsv3_context *ctx);
+
 #endif /* DSV3_MODEL_H */
