@@ -184,6 +184,7 @@ int dsv3_context_new(dsv3_model *model, const dsv3_context_params *params, dsv3_
     ctx->alloc = a;
     atomic_init(&ctx->busy, 0);
     atomic_init(&ctx->cancel, 0);
+    atomic_init(&ctx->async_owned, 0);
     *out = ctx;
     if (mrc)
         return dsv3__seterr(&ctx->err, mrc, "%s", model ? "the model handle is not usable (failed or freed)"
@@ -533,4 +534,44 @@ int dsv3_context_get_param(const dsv3_context *ctx, int32_t key, int64_t *value)
     default:
         return DSV3_E_INVAL;
     }
+}
+
+const dsv3__alloc *dsv3__context_allocator(const dsv3_context *ctx)
+{
+    (void)ctx;
+    return NULL;
+}
+
+int dsv3__context_async_claim(dsv3_context *ctx)
+{
+    (void)ctx;
+    return DSV3_E_UNSUPPORTED;
+}
+
+void dsv3__context_async_release(dsv3_context *ctx)
+{
+    (void)ctx;
+}
+
+/* ---- internal access for lib/async --------------------------------------------- */
+
+const dsv3__alloc *dsv3__context_allocator(const dsv3_context *ctx)
+{
+    return ctx && ctx->magic == DSV3__MAGIC_CONTEXT ? &ctx->alloc : NULL;
+}
+
+int dsv3__context_async_claim(dsv3_context *ctx)
+{
+    int expected = 0;
+    if (!ctx || ctx->magic != DSV3__MAGIC_CONTEXT)
+        return DSV3_E_MISUSE;
+    if (!atomic_compare_exchange_strong(&ctx->async_owned, &expected, 1))
+        return DSV3_E_BUSY;
+    return DSV3_OK;
+}
+
+void dsv3__context_async_release(dsv3_context *ctx)
+{
+    if (ctx && ctx->magic == DSV3__MAGIC_CONTEXT)
+        atomic_store(&ctx->async_owned, 0);
 }

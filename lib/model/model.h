@@ -285,6 +285,7 @@ struct dsv3_context {
     uint32_t magic;               /* DSV3__MAGIC_CONTEXT, or _FAILED */
     atomic_int busy;              /* a call is running */
     atomic_int cancel;            /* dsv3_context_cancel was called */
+    atomic_int async_owned;       /* an asynchronous request holds the context */
     dsv3_model *model;            /* counted reference (NULL in a failed handle) */
     dsv3__alloc alloc;
     dsv3__err err;
@@ -330,5 +331,14 @@ int dsv3__context_mtp_logits(dsv3_context *ctx, int32_t row, const float **logit
  * backend rows; logits rows [r0, r0 + n_out) of the chunk go to out_host. */
 int dsv3__mtp_forward(const dsv3__fwd *f, void *cache, const float *hid, const int32_t *tokens,
                       int64_t n, int64_t pos0, int64_t r0, int64_t n_out, float *out_host);
+
+/* ---- internal context access (lib/async) ------------------------------- */
+
+/* The allocator of a context (its model's), or NULL for an invalid handle. */
+const dsv3__alloc *dsv3__context_allocator(const dsv3_context *ctx);
+/* Mark a context as owned by an asynchronous request: DSV3_OK, or
+ * DSV3_E_BUSY when it already is. Release when the request completes. */
+int dsv3__context_async_claim(dsv3_context *ctx);
+void dsv3__context_async_release(dsv3_context *ctx);
 
 #endif /* DSV3_MODEL_H */
