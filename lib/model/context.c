@@ -536,23 +536,6 @@ int dsv3_context_get_param(const dsv3_context *ctx, int32_t key, int64_t *value)
     }
 }
 
-const dsv3__alloc *dsv3__context_allocator(const dsv3_context *ctx)
-{
-    (void)ctx;
-    return NULL;
-}
-
-int dsv3__context_async_claim(dsv3_context *ctx)
-{
-    (void)ctx;
-    return DSV3_E_UNSUPPORTED;
-}
-
-void dsv3__context_async_release(dsv3_context *ctx)
-{
-    (void)ctx;
-}
-
 /* ---- internal access for lib/async --------------------------------------------- */
 
 const dsv3__alloc *dsv3__context_allocator(const dsv3_context *ctx)
