@@ -204,7 +204,7 @@ def make_case(case, out_root, tmp):
         files_in_checkpoint=n_files,
         weights_hash='0x%016x' % h,
         n_tensors=len(tensors),
-        n_params=int(sum(int(np.prod(t['shape'])) for t, _ in tensors)),
+        n_params=int(sum(int(np.prod(t['shape'])) for t, _ in tensors if t['kind'] != 'scale')),
         vocab_size=c.V,
         prompt_seed='0x%016x' % (base ^ attempt),
         prompt=data['prompt'],
