@@ -274,9 +274,32 @@ def spec_checks():
     assert synth.fnv1a64(b'a') == 0xAF63DC4C8601EC8C
 
 
+def compare(case, new_root, old_root):
+    """Regenerated vectors against committed ones: identical tokens, hashes
+    and metadata; float outputs within 1e-6 (BLAS summation order may move
+    the last float32 bit)."""
+    def meta(root):
+        with open(os.path.join(root, case, 'meta.json')) as f:
+            return json.load(f)
+    a, b = meta(new_root), meta(old_root)
+    for k in a:
+        if k not in ('greedy', 'routing', 'self_checks', 'outputs') and a[k] != b.get(k):
+            raise AssertionError('%s: %s differs' % (case, k))
+    assert a['greedy']['tokens'] == b['greedy']['tokens'], case
+    assert a['outputs'] == b['outputs'], case
+    for key, o in a['outputs'].items():
+        x = np.fromfile(os.path.join(new_root, case, o['file']), dtype='<f4')
+        y = np.fromfile(os.path.join(old_root, case, o['file']), dtype='<f4')
+        err = float(np.max(np.abs(x - y)))
+        if not err <= 1e-6:
+            raise AssertionError('%s: %s differs by %g' % (case, o['file'], err))
+
+
 def main(argv):
     ap = argparse.ArgumentParser(description='write reference test vectors')
     ap.add_argument('--out', default=os.path.join(HERE, 'vectors'))
+    ap.add_argument('--check', action='store_true',
+                    help='regenerate into a temporary directory and compare with --out')
     ap.add_argument('cases', nargs='*')
     a = ap.parse_args(argv)
     cases = a.cases or list(CASES)
@@ -284,13 +307,19 @@ def main(argv):
     tmp = tempfile.mkdtemp(prefix='dsv3-ref-')
     try:
         for case in cases:
-            meta = make_case(case, a.out, tmp)
+            if a.check:
+                meta = make_case(case, os.path.join(tmp, 'vectors'), tmp)
+                compare(case, os.path.join(tmp, 'vectors'), a.out)
+            else:
+                meta = make_case(case, a.out, tmp)
             print('%-18s hash %s  min greedy margin %.4g  self-checks %s' % (
                 case, meta['weights_hash'], meta['greedy']['min_margin'],
                 ' '.join(('%s=%d' if isinstance(v, int) else '%s=%.1e') % (k, v)
                          for k, v in meta['self_checks'].items())))
     finally:
         shutil.rmtree(tmp)
+    if a.check:
+        print('committed vectors reproduced')
     return 0
 
 
