@@ -252,12 +252,15 @@ static void lin(plan *p, const char *name, int64_t rows, int64_t cols, double si
 {
     double sig = sigma > 0 ? sigma : 1.0 / sqrt((double)cols);
     if (p->fp8 && proj) {
+        /* set each entry before the next add(), which may move the array */
         spec *t = add(p, name, "F8_E4M3", K_FP8, rows, cols);
+        if (t)
+            t->sigma = sig;
         char sn[NAME_MAX_ + 16];
         snprintf(sn, sizeof sn, "%s_scale_inv", name);
         spec *sc = add(p, sn, "F32", K_SCALE, (rows + 127) / 128, (cols + 127) / 128);
-        if (t && sc) {
-            t->sigma = sc->sigma = sig;
+        if (sc) {
+            sc->sigma = sig;
             strcpy(sc->src, name);
         }
     } else {

@@ -99,8 +99,7 @@ def _attention_factory(mistake):
             n = p + 'kv_b_proj.weight'
             saved[n] = w[n]
             a = w[n].reshape(c.n_h, c.d_n + c.d_v, c.r_kv)
-            w[n] = np.concatenate([a[:, c.d_v:], a[:, :c.d_v]], axis=1).reshape(w[n].shape) \
-                if c.d_n == c.d_v else w[n]
+            w[n] = np.concatenate([a[:, c.d_n:], a[:, :c.d_n]], axis=1).reshape(w[n].shape)
         if mistake == 'q_rope_first':
             n = p + ('q_b_proj.weight' if c.r_q else 'q_proj.weight')
             saved[n] = w[n]
@@ -175,9 +174,9 @@ def _fp8_normal_subnormals(m, raw):
             m.w[name] = v * full
 
 
-def _fp8_floor_grid(m, raw):
-    # scale block index from the transposed grid position (row/col swapped
-    # where the grid allows it), a typical indexing slip
+def _fp8_grid_stride(m, raw):
+    # index the flattened scale grid with the number of block rows as the
+    # stride instead of the number of block columns, a typical indexing slip
     for name, (dt, shape, data) in raw.items():
         if dt == 'F8_E4M3':
             ss = raw[name + '_scale_inv']
@@ -186,7 +185,6 @@ def _fp8_floor_grid(m, raw):
             rows, cols = shape
             i = np.arange(rows)[:, None] // 128
             j = np.arange(cols)[None, :] // 128
-            # flatten the grid and index it with the wrong stride
             flat = s.reshape(-1)
             k = (i * s.shape[0] + j) % flat.size
             m.w[name] = v * flat[k]
@@ -225,7 +223,7 @@ MUTANTS = {
     'mtp_main_final_norm': lambda m, raw: setattr(m, 'mtp',
                                                   _mtp_factory('mtp_main_norm').__get__(m)),
     'fp8_subnormal_as_normal': _fp8_normal_subnormals,
-    'fp8_scale_grid_index': _fp8_floor_grid,
+    'fp8_scale_grid_index': _fp8_grid_stride,
 }
 
 
