@@ -94,8 +94,8 @@ def run_case(m, seed, checks):
     long_dec = dr.take(N_DECODE)
 
     toks, margins = greedy(m, prompt, N_GREEDY)
-    if min(margins) < MIN_MARGIN:
-        return None, None
+    if min(margins) < MIN_MARGIN or m.eos in toks:
+        return None, None  # margins too small, or a generator would stop at EOS
 
     routing, hidden = {}, []
     cache = m.new_cache()
@@ -162,6 +162,8 @@ def make_case(case, out_root, tmp):
     n_files = 3 if variant == 'fp8' else 1
     h, tensors = synth.synth(cfg_path, variant, ck, n_files, synth.DEFAULT_SEED)
     m = model.load(ck)
+    with open(cfg_path) as f:
+        m.eos = json.load(f).get('eos_token_id', 1)
     c = m.c
     base = synth.fnv1a64(('prompt:' + case).encode())
     for attempt in range(100):
