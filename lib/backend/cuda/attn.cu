@@ -19,6 +19,7 @@
 
 using namespace dsv3cu;
 
+namespace dsv3cu {
 #define MLA_NPL 18                          /* cache row values per lane: r_kv + d_rope <= 576 */
 #define MLA_CPL 16                          /* latent values per lane: r_kv <= 512 */
 #define MLA_HB 4                            /* heads per warp */
@@ -237,16 +238,18 @@ static void mla_core(dsv3_cuda_exec *x, const MlaArgs &m, bool bf16, const float
         int64_t rows = nb - ts0 < ns ? nb - ts0 : ns;
         dim3 grid((unsigned)n_chunks, (unsigned)ceil_div(m.n_h, MLA_HB), (unsigned)rows);
         if (bf16)
-            DSV3_LAUNCH(grid, 32, 0, x->stream, k_mla_partial<true>)
-            (m, qhat, part, tb0, ts0, n_chunks);
+            DSV3_LAUNCH((k_mla_partial<true>), grid, 32, 0, x->stream, m, qhat, part, tb0, ts0,
+                        n_chunks);
         else
-            DSV3_LAUNCH(grid, 32, 0, x->stream, k_mla_partial<false>)
-            (m, qhat, part, tb0, ts0, n_chunks);
+            DSV3_LAUNCH((k_mla_partial<false>), grid, 32, 0, x->stream, m, qhat, part, tb0, ts0,
+                        n_chunks);
         dim3 mg((unsigned)m.n_h, (unsigned)rows);
-        DSV3_LAUNCH(mg, 128, (size_t)n_chunks * sizeof(float), x->stream, k_mla_merge)
-        (m, part, ctx, tb0, ts0, n_chunks);
+        DSV3_LAUNCH((k_mla_merge), mg, 128, (size_t)n_chunks * sizeof(float), x->stream, m, part,
+                    ctx, tb0, ts0, n_chunks);
     }
 }
+
+} /* namespace dsv3cu */
 
 extern "C" int dsv3__cuda_mla_attn(dsv3_cuda_exec *x, const dsv3_op_mla_attn_args *a)
 {
@@ -281,11 +284,11 @@ extern "C" int dsv3__cuda_mla_attn(dsv3_cuda_exec *x, const dsv3_op_mla_attn_arg
         int64_t nb = a->T - tb0 < tb ? a->T - tb0 : tb;
         dim3 g1((unsigned)ceil_div(a->kv_rank, TILE_M), (unsigned)ceil_div(nb, TILE_T),
                 (unsigned)a->n_heads);
-        DSV3_LAUNCH(g1, TILE_THREADS, 0, x->stream, k_mla_proj<0>)(m, nullptr, qhat, tb0, nb);
+        DSV3_LAUNCH((k_mla_proj<0>), g1, TILE_THREADS, 0, x->stream, m, nullptr, qhat, tb0, nb);
         mla_core(x, m, a->cache_dtype == DSV3_DTYPE_BF16, qhat, part, ctx, tb0, nb, n_chunks, ns);
         dim3 g3((unsigned)ceil_div(a->d_v, TILE_M), (unsigned)ceil_div(nb, TILE_T),
                 (unsigned)a->n_heads);
-        DSV3_LAUNCH(g3, TILE_THREADS, 0, x->stream, k_mla_proj<1>)(m, ctx, nullptr, tb0, nb);
+        DSV3_LAUNCH((k_mla_proj<1>), g3, TILE_THREADS, 0, x->stream, m, ctx, nullptr, tb0, nb);
         if ((rc = dsv3__cuda_check(x, "mla_attn")))
             return rc;
     }
@@ -294,6 +297,7 @@ extern "C" int dsv3__cuda_mla_attn(dsv3_cuda_exec *x, const dsv3_op_mla_attn_arg
 
 /* ---- MHA (naive) ------------------------------------------------------------------- */
 
+namespace dsv3cu {
 #define MHA_NPL 8 /* values per lane: d_nope + d_rope <= 256, d_v <= 256 */
 
 /* One warp per (head, query row), online softmax over its keys. */
@@ -346,6 +350,8 @@ __global__ void __launch_bounds__(32) k_mha(dsv3_op_mha_args a)
     }
 }
 
+} /* namespace dsv3cu */
+
 extern "C" int dsv3__cuda_mha(dsv3_cuda_exec *x, const dsv3_op_mha_args *a)
 {
     if (a->T < 0 || a->pos0 < 0 || a->n_heads <= 0 || a->d_nope <= 0 || a->d_rope < 0 ||
@@ -362,6 +368,6 @@ extern "C" int dsv3__cuda_mha(dsv3_cuda_exec *x, const dsv3_op_mha_args *a)
         a->n_heads > INT32_MAX)
         return fail(x, DSV3_E_UNSUPPORTED, "mha: head dims above 256 or more than 65535 rows");
     dim3 grid((unsigned)a->n_heads, (unsigned)a->T);
-    DSV3_LAUNCH(grid, 32, 0, x->stream, k_mha)(*a);
+    DSV3_LAUNCH((k_mha), grid, 32, 0, x->stream, *a);
     return dsv3__cuda_check(x, "mha");
 }

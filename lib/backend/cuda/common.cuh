@@ -18,20 +18,23 @@
 /*
  * Kernel launches and dynamic shared memory go through these two macros so
  * that the same sources also build as plain C++ on the CPU for the test
- * harness in tests/cudaemu (which runs each block's threads as fibers).
- * DSV3_LAUNCH(grid, block, smem, stream, kernel)(args...).
+ * harness in tests/cudaemu (which runs each block's threads as fibers):
+ * DSV3_LAUNCH((kernel), grid, block, smem, stream, args...), the kernel in
+ * parentheses (template arguments may hold commas).
  */
+#define DSV3_UNPAREN(...) __VA_ARGS__
 #ifdef DSV3_CUDA_EMULATE
-#define DSV3_LAUNCH(grid, block, smem, stream, ...)                                                \
-    dsv3emu::launcher(grid, block, smem, stream, __VA_ARGS__)
+#define dsv3cu dsv3cu_emu /* no clash with the real kernels in one program */
+#define DSV3_LAUNCH(kernel, grid, block, smem, stream, ...)                                        \
+    dsv3emu::launcher(grid, block, smem, stream, DSV3_UNPAREN kernel)(__VA_ARGS__)
 #define DSV3_DYN_SHARED(type, name) type *name = (type *)dsv3emu::dyn_smem()
 #else
-#define DSV3_LAUNCH(grid, block, smem, stream, ...) __VA_ARGS__<<<grid, block, smem, stream>>>
+#define DSV3_LAUNCH(kernel, grid, block, smem, stream, ...)                                        \
+    DSV3_UNPAREN kernel<<<grid, block, smem, stream>>>(__VA_ARGS__)
 #define DSV3_DYN_SHARED(type, name) extern __shared__ type name[]
 #endif
 
-namespace dsv3cu
-{
+namespace dsv3cu {
 
 enum : int {
     DT_F32 = DSV3_DTYPE_F32,

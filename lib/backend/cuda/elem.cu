@@ -10,6 +10,7 @@ using namespace dsv3cu;
 
 /* ---- COPY ------------------------------------------------------------------------ */
 
+namespace dsv3cu {
 template <int SD, int DD>
 __global__ void k_copy(const void *src, void *dst, int64_t rows, int64_t cols, int64_t ld_src,
                        int64_t ld_dst)
@@ -31,19 +32,21 @@ static void launch_copy(dsv3_cuda_exec *x, const dsv3_op_copy_args *a, unsigned 
 {
     switch (a->dst_dtype) {
     case DSV3_DTYPE_BF16:
-        DSV3_LAUNCH(g, 256, 0, x->stream, k_copy<SD, DT_BF16>)
-        (a->src, a->dst, a->rows, a->cols, a->ld_src, a->ld_dst);
+        DSV3_LAUNCH((k_copy<SD, DT_BF16>), g, 256, 0, x->stream, a->src, a->dst, a->rows, a->cols,
+                    a->ld_src, a->ld_dst);
         break;
     case DSV3_DTYPE_F16:
-        DSV3_LAUNCH(g, 256, 0, x->stream, k_copy<SD, DT_F16>)
-        (a->src, a->dst, a->rows, a->cols, a->ld_src, a->ld_dst);
+        DSV3_LAUNCH((k_copy<SD, DT_F16>), g, 256, 0, x->stream, a->src, a->dst, a->rows, a->cols,
+                    a->ld_src, a->ld_dst);
         break;
     default:
-        DSV3_LAUNCH(g, 256, 0, x->stream, k_copy<SD, DT_F32>)
-        (a->src, a->dst, a->rows, a->cols, a->ld_src, a->ld_dst);
+        DSV3_LAUNCH((k_copy<SD, DT_F32>), g, 256, 0, x->stream, a->src, a->dst, a->rows, a->cols,
+                    a->ld_src, a->ld_dst);
         break;
     }
 }
+
+} /* namespace dsv3cu */
 
 extern "C" int dsv3__cuda_copy(dsv3_cuda_exec *x, const dsv3_op_copy_args *a)
 {
@@ -83,6 +86,7 @@ extern "C" int dsv3__cuda_copy(dsv3_cuda_exec *x, const dsv3_op_copy_args *a)
 
 /* ---- SWIGLU, ADD ------------------------------------------------------------------ */
 
+namespace dsv3cu {
 __global__ void k_swiglu(const float *g, const float *u, float *y, int64_t n)
 {
     int64_t step = (int64_t)gridDim.x * blockDim.x;
@@ -92,16 +96,19 @@ __global__ void k_swiglu(const float *g, const float *u, float *y, int64_t n)
     }
 }
 
+} /* namespace dsv3cu */
+
 extern "C" int dsv3__cuda_swiglu(dsv3_cuda_exec *x, const dsv3_op_swiglu_args *a)
 {
     if (a->n < 0 || (a->n > 0 && (!a->g || !a->u || !a->y)))
         return DSV3_E_INVAL;
     if (a->n == 0)
         return DSV3_OK;
-    DSV3_LAUNCH(grid_for(a->n, 256), 256, 0, x->stream, k_swiglu)(a->g, a->u, a->y, a->n);
+    DSV3_LAUNCH((k_swiglu), grid_for(a->n, 256), 256, 0, x->stream, a->g, a->u, a->y, a->n);
     return dsv3__cuda_check(x, "swiglu");
 }
 
+namespace dsv3cu {
 __global__ void k_add(const float *p, const float *q, float *y, int64_t n)
 {
     int64_t step = (int64_t)gridDim.x * blockDim.x;
@@ -109,18 +116,21 @@ __global__ void k_add(const float *p, const float *q, float *y, int64_t n)
         y[i] = p[i] + q[i];
 }
 
+} /* namespace dsv3cu */
+
 extern "C" int dsv3__cuda_add(dsv3_cuda_exec *x, const dsv3_op_add_args *a)
 {
     if (a->n < 0 || (a->n > 0 && (!a->a || !a->b || !a->y)))
         return DSV3_E_INVAL;
     if (a->n == 0)
         return DSV3_OK;
-    DSV3_LAUNCH(grid_for(a->n, 256), 256, 0, x->stream, k_add)(a->a, a->b, a->y, a->n);
+    DSV3_LAUNCH((k_add), grid_for(a->n, 256), 256, 0, x->stream, a->a, a->b, a->y, a->n);
     return dsv3__cuda_check(x, "add");
 }
 
 /* ---- ARGMAX ----------------------------------------------------------------------- */
 
+namespace dsv3cu {
 /* One block of 256 threads per row. */
 __global__ void __launch_bounds__(256) k_argmax(const float *x, int32_t *out, int64_t n, int64_t ld)
 {
@@ -150,6 +160,8 @@ __global__ void __launch_bounds__(256) k_argmax(const float *x, int32_t *out, in
     }
 }
 
+} /* namespace dsv3cu */
+
 extern "C" int dsv3__cuda_argmax(dsv3_cuda_exec *x, const dsv3_op_argmax_args *a)
 {
     if (a->rows < 0 || a->n <= 0 || a->ld < a->n || (a->rows > 0 && (!a->x || !a->out)))
@@ -158,14 +170,18 @@ extern "C" int dsv3__cuda_argmax(dsv3_cuda_exec *x, const dsv3_op_argmax_args *a
         return DSV3_E_UNSUPPORTED;
     if (a->rows == 0)
         return DSV3_OK;
-    DSV3_LAUNCH((unsigned)a->rows, 256, 0, x->stream, k_argmax)(a->x, a->out, a->n, a->ld);
+    DSV3_LAUNCH((k_argmax), (unsigned)a->rows, 256, 0, x->stream, a->x, a->out, a->n, a->ld);
     return dsv3__cuda_check(x, "argmax");
 }
 
 /* ---- device check ------------------------------------------------------------------ */
 
+namespace dsv3cu {
 /* Is there code for the current device in this build (a cubin for its
  * architecture or PTX it can compile)? */
+
+} /* namespace dsv3cu */
+
 extern "C" int dsv3__cuda_kernels_ok(char *msg, size_t cap)
 {
     struct cudaFuncAttributes fa;

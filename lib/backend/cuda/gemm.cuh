@@ -18,8 +18,7 @@
 
 #include "common.cuh"
 
-namespace dsv3cu
-{
+namespace dsv3cu {
 
 /* ---- GEMV ---------------------------------------------------------------------- */
 

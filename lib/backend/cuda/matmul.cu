@@ -14,6 +14,7 @@ using namespace dsv3cu;
 
 /* ---- MATMUL ------------------------------------------------------------------------ */
 
+namespace dsv3cu {
 template <int DT, bool VEC>
 __global__ void __launch_bounds__(256) k_gemv(dsv3_cuda_wmat w, const float *x, int64_t ldx,
                                               float *y, int64_t ldy, int nt, int accumulate)
@@ -68,18 +69,20 @@ static void launch_matmul(dsv3_cuda_exec *x, const dsv3_cuda_wmat &w, const dsv3
 {
     if (a->T > GEMV_TMAX) {
         dim3 grid((unsigned)ceil_div(w.M, TILE_M), (unsigned)ceil_div(a->T, TILE_T));
-        DSV3_LAUNCH(grid, TILE_THREADS, 0, x->stream, k_gemm<DT>)
-        (w, a->x, a->ldx, a->y, a->ldy, a->T, a->accumulate);
+        DSV3_LAUNCH((k_gemm<DT>), grid, TILE_THREADS, 0, x->stream, w, a->x, a->ldx, a->y, a->ldy,
+                    a->T, a->accumulate);
         return;
     }
     unsigned blocks = (unsigned)ceil_div(w.M, GEMV_WARPS);
     if (wmat_vec_ok(w) && rows_vec_ok(a->x, a->ldx))
-        DSV3_LAUNCH(blocks, 256, 0, x->stream, k_gemv<DT, true>)
-        (w, a->x, a->ldx, a->y, a->ldy, (int)a->T, a->accumulate);
+        DSV3_LAUNCH((k_gemv<DT, true>), blocks, 256, 0, x->stream, w, a->x, a->ldx, a->y, a->ldy,
+                    (int)a->T, a->accumulate);
     else
-        DSV3_LAUNCH(blocks, 256, 0, x->stream, k_gemv<DT, false>)
-        (w, a->x, a->ldx, a->y, a->ldy, (int)a->T, a->accumulate);
+        DSV3_LAUNCH((k_gemv<DT, false>), blocks, 256, 0, x->stream, w, a->x, a->ldx, a->y, a->ldy,
+                    (int)a->T, a->accumulate);
 }
+
+} /* namespace dsv3cu */
 
 extern "C" int dsv3__cuda_matmul(dsv3_cuda_exec *x, const dsv3_op_matmul_args *a)
 {
@@ -112,6 +115,7 @@ extern "C" int dsv3__cuda_matmul(dsv3_cuda_exec *x, const dsv3_op_matmul_args *a
 
 /* ---- DEQUANT, EMBED ------------------------------------------------------------------- */
 
+namespace dsv3cu {
 /* y[r][k] = W[row(r)][k] for r < rows; row(r) = tokens ? tokens[r] : row0 + r
  * (a token outside [0, M) gives a row of zeros). */
 template <int DT>
@@ -132,19 +136,21 @@ static void launch_rows(dsv3_cuda_exec *x, const dsv3_cuda_wmat &w, const int32_
     unsigned g = grid_for(rows * w.K, 256);
     switch (w.dtype) {
     case DSV3_DTYPE_F32:
-        DSV3_LAUNCH(g, 256, 0, x->stream, k_rows<DT_F32>)(w, tokens, row0, rows, y, ldy);
+        DSV3_LAUNCH((k_rows<DT_F32>), g, 256, 0, x->stream, w, tokens, row0, rows, y, ldy);
         break;
     case DSV3_DTYPE_F16:
-        DSV3_LAUNCH(g, 256, 0, x->stream, k_rows<DT_F16>)(w, tokens, row0, rows, y, ldy);
+        DSV3_LAUNCH((k_rows<DT_F16>), g, 256, 0, x->stream, w, tokens, row0, rows, y, ldy);
         break;
     case DSV3_DTYPE_BF16:
-        DSV3_LAUNCH(g, 256, 0, x->stream, k_rows<DT_BF16>)(w, tokens, row0, rows, y, ldy);
+        DSV3_LAUNCH((k_rows<DT_BF16>), g, 256, 0, x->stream, w, tokens, row0, rows, y, ldy);
         break;
     default:
-        DSV3_LAUNCH(g, 256, 0, x->stream, k_rows<DT_FP8>)(w, tokens, row0, rows, y, ldy);
+        DSV3_LAUNCH((k_rows<DT_FP8>), g, 256, 0, x->stream, w, tokens, row0, rows, y, ldy);
         break;
     }
 }
+
+} /* namespace dsv3cu */
 
 extern "C" int dsv3__cuda_dequant(dsv3_cuda_exec *x, const dsv3_op_dequant_args *a)
 {
@@ -160,8 +166,12 @@ extern "C" int dsv3__cuda_dequant(dsv3_cuda_exec *x, const dsv3_op_dequant_args 
     return dsv3__cuda_check(x, "dequant");
 }
 
+namespace dsv3cu {
 /* The caller checks the token ids (they are in device memory here); an id
  * outside the table gives a row of zeros instead of DSV3_E_RANGE. */
+
+} /* namespace dsv3cu */
+
 extern "C" int dsv3__cuda_embed(dsv3_cuda_exec *x, const dsv3_op_embed_args *a)
 {
     dsv3_cuda_wmat w;

@@ -19,6 +19,7 @@
 
 using namespace dsv3cu;
 
+namespace dsv3cu {
 #define MOE_CHUNK 256 /* tokens per pass (bounds the scratch) */
 #define MOE_KMAX 64   /* experts per token */
 
@@ -187,12 +188,12 @@ static void launch_group(dsv3_cuda_exec *x, const Group &g, int64_t n_rows, unsi
         dim3 grid((unsigned)ceil_div(g.w.M, GEMV_WARPS), 1, slots);
         bool vec = wmat_vec_ok(g.w) && rows_vec_ok(g.x, g.ldx);
         if (vec)
-            DSV3_LAUNCH(grid, 256, 0, x->stream, k_moe_gemv<DT, true>)(g);
+            DSV3_LAUNCH((k_moe_gemv<DT, true>), grid, 256, 0, x->stream, g);
         else
-            DSV3_LAUNCH(grid, 256, 0, x->stream, k_moe_gemv<DT, false>)(g);
+            DSV3_LAUNCH((k_moe_gemv<DT, false>), grid, 256, 0, x->stream, g);
     } else {
         dim3 grid((unsigned)ceil_div(g.w.M, TILE_M), (unsigned)ceil_div(n_rows, TILE_T), slots);
-        DSV3_LAUNCH(grid, TILE_THREADS, 0, x->stream, k_moe_gemm<DT>)(g);
+        DSV3_LAUNCH((k_moe_gemm<DT>), grid, TILE_THREADS, 0, x->stream, g);
     }
 }
 
@@ -299,6 +300,8 @@ static int64_t sgrid(const dsv3_cuda_wmat &w)
     return ceil_div(w.M, DSV3_FP8_BLOCK) * w.sk;
 }
 
+} /* namespace dsv3cu */
+
 extern "C" int dsv3__cuda_moe(dsv3_cuda_exec *x, const dsv3_op_moe_args *a)
 {
     dsv3_cuda_wmat wg, wu, wd;
@@ -334,10 +337,10 @@ extern "C" int dsv3__cuda_moe(dsv3_cuda_exec *x, const dsv3_op_moe_args *a)
             snprintf(x->msg, sizeof x->msg, "moe: %s", cudaGetErrorString(e));
             return DSV3_E_BACKEND;
         }
-        DSV3_LAUNCH(grid_for(ne, 256), 256, 0, x->stream, k_moe_count)(idx, ne, E, cnt);
-        DSV3_LAUNCH(1, 32, 0, x->stream, k_moe_scan)(cnt, E, off, cur, active, n_active);
-        DSV3_LAUNCH(grid_for(ne, 256), 256, 0, x->stream, k_moe_fill)
-        (idx, ne, k, E, cur, rows, slotpos);
+        DSV3_LAUNCH((k_moe_count), grid_for(ne, 256), 256, 0, x->stream, idx, ne, E, cnt);
+        DSV3_LAUNCH((k_moe_scan), 1, 32, 0, x->stream, cnt, E, off, cur, active, n_active);
+        DSV3_LAUNCH((k_moe_fill), grid_for(ne, 256), 256, 0, x->stream, idx, ne, k, E, cur, rows,
+                    slotpos);
         /* an expert has at most tc rows when a token's choices are distinct
          * (the kernels still cover more) */
         Group g = {wg, sgrid(wg), a->x + t0 * a->ldx, a->ldx, rows, off, active, n_active, hg, f};
@@ -346,11 +349,11 @@ extern "C" int dsv3__cuda_moe(dsv3_cuda_exec *x, const dsv3_op_moe_args *a)
         g.sgrid = sgrid(wu);
         g.y = hu;
         project(x, g, tc, slots);
-        DSV3_LAUNCH(grid_for(ne * f, 256), 256, 0, x->stream, k_moe_swiglu)(hg, hu, ne * f);
+        DSV3_LAUNCH((k_moe_swiglu), grid_for(ne * f, 256), 256, 0, x->stream, hg, hu, ne * f);
         g = Group{wd, sgrid(wd), hg, f, NULL, off, active, n_active, o, d};
         project(x, g, tc, slots);
-        DSV3_LAUNCH((unsigned)tc, 256, 0, x->stream, k_moe_combine)
-        (idx, wt, slotpos, k, o, d, a->y + t0 * a->ldy, a->ldy);
+        DSV3_LAUNCH((k_moe_combine), (unsigned)tc, 256, 0, x->stream, idx, wt, slotpos, k, o, d,
+                    a->y + t0 * a->ldy, a->ldy);
         if ((rc = dsv3__cuda_check(x, "moe")))
             return rc;
     }

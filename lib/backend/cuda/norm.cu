@@ -8,6 +8,7 @@
 
 using namespace dsv3cu;
 
+namespace dsv3cu {
 #define NORM_THREADS 256
 
 __global__ void __launch_bounds__(NORM_THREADS)
@@ -37,6 +38,8 @@ __global__ void __launch_bounds__(NORM_THREADS)
         yr[i] = w[i] * (xr[i] * inv);
 }
 
+} /* namespace dsv3cu */
+
 extern "C" int dsv3__cuda_rmsnorm(dsv3_cuda_exec *x, const dsv3_op_rmsnorm_args *a)
 {
     if (a->rows < 0 || a->n <= 0 || !a->x || !a->y || !a->weight || a->ldx < a->n || a->ldy < a->n)
@@ -45,7 +48,7 @@ extern "C" int dsv3__cuda_rmsnorm(dsv3_cuda_exec *x, const dsv3_op_rmsnorm_args 
         return DSV3_OK;
     if (a->rows > INT32_MAX)
         return DSV3_E_UNSUPPORTED;
-    DSV3_LAUNCH((unsigned)a->rows, NORM_THREADS, 0, x->stream, k_rmsnorm)
-    (a->x, a->y, a->weight, a->n, a->ldx, a->ldy, a->eps);
+    DSV3_LAUNCH((k_rmsnorm), (unsigned)a->rows, NORM_THREADS, 0, x->stream, a->x, a->y, a->weight,
+                a->n, a->ldx, a->ldy, a->eps);
     return dsv3__cuda_check(x, "rmsnorm");
 }

@@ -7,6 +7,7 @@
 
 using namespace dsv3cu;
 
+namespace dsv3cu {
 __global__ void k_rope(float *x, const float *freqs, int64_t T, int64_t ldx, int64_t offset,
                        int64_t head_stride, int64_t n_heads, int64_t half, int64_t pos0,
                        float scale)
@@ -24,6 +25,8 @@ __global__ void k_rope(float *x, const float *freqs, int64_t T, int64_t ldx, int
     }
 }
 
+} /* namespace dsv3cu */
+
 extern "C" int dsv3__cuda_rope(dsv3_cuda_exec *x, const dsv3_op_rope_args *a)
 {
     if (a->T < 0 || a->dim <= 0 || a->dim % 2 || a->n_heads < 0 || a->pos0 < 0 || !a->x ||
@@ -34,8 +37,7 @@ extern "C" int dsv3__cuda_rope(dsv3_cuda_exec *x, const dsv3_op_rope_args *a)
     int64_t n = a->T * a->n_heads * (a->dim / 2);
     if (n == 0)
         return DSV3_OK;
-    DSV3_LAUNCH(grid_for(n, 256), 256, 0, x->stream, k_rope)
-    (a->x, a->freqs, a->T, a->ldx, a->offset, a->head_stride, a->n_heads, a->dim / 2, a->pos0,
-     a->scale);
+    DSV3_LAUNCH((k_rope), grid_for(n, 256), 256, 0, x->stream, a->x, a->freqs, a->T, a->ldx,
+                a->offset, a->head_stride, a->n_heads, a->dim / 2, a->pos0, a->scale);
     return dsv3__cuda_check(x, "rope");
 }

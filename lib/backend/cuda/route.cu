@@ -11,6 +11,7 @@
 
 using namespace dsv3cu;
 
+namespace dsv3cu {
 struct RouteArgs {
     const float *logits, *bias;
     int32_t *idx;
@@ -128,6 +129,8 @@ __global__ void __launch_bounds__(32) k_route(RouteArgs a)
     }
 }
 
+} /* namespace dsv3cu */
+
 extern "C" int dsv3__cuda_route(dsv3_cuda_exec *x, const dsv3_op_route_args *a)
 {
     if (a->T < 0 || a->n_experts <= 0 || a->k <= 0 || a->k > a->n_experts || a->ld < a->n_experts)
@@ -159,6 +162,6 @@ extern "C" int dsv3__cuda_route(dsv3_cuda_exec *x, const dsv3_op_route_args *a)
                    a->renorm,
                    a->scaling};
     size_t smem = (size_t)a->n_experts * (2 * sizeof(float) + 1);
-    DSV3_LAUNCH((unsigned)a->T, 32, smem, x->stream, k_route)(r);
+    DSV3_LAUNCH((k_route), (unsigned)a->T, 32, smem, x->stream, r);
     return dsv3__cuda_check(x, "route");
 }
