@@ -187,8 +187,9 @@ int dsv3_context_new(dsv3_model *model, const dsv3_context_params *params, dsv3_
     atomic_init(&ctx->async_owned, 0);
     *out = ctx;
     if (mrc)
-        return dsv3__seterr(&ctx->err, mrc, "%s", model ? "the model handle is not usable (failed or freed)"
-                                                        : "model is NULL");
+        return dsv3__seterr(&ctx->err, mrc, "%s",
+                            model ? "the model handle is not usable (failed or freed)"
+                                  : "model is NULL");
     if (!model->fwd)
         return dsv3__seterr(&ctx->err, DSV3_E_MISUSE, "the model was not prepared for inference");
     dsv3_context_params p;
