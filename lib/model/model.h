@@ -255,8 +255,8 @@ typedef struct dsv3__textout {
  * err. */
 int dsv3__textout_init(dsv3__textout *t, const dsv3__alloc *a, const char *const *stop,
                        uint32_t n_stop, bool show_special, dsv3__err *err);
-/* Add one token's bytes. *text and *len receive the new text (valid until the
- * next call; "" when there is none). *stopped becomes true when a stop
+/* Add one token's bytes. *text and *len receive the new text, NUL-terminated
+ * (valid until the next call; "" when there is none). *stopped becomes true when a stop
  * string completed (the text then ends where it starts; later pushes give
  * nothing). final: the generation ends with this token, so deliver all that
  * is held back. DSV3_E_NOMEM on allocation failure (nothing consumed). */

@@ -190,6 +190,7 @@ int dsv3__textout_push(dsv3__textout *t, const char *bytes, size_t n, bool speci
         n = 0;
     size_t need, out_need;
     if (!dsv3__add_size(t->pend_len, n, &need) || !dsv3__mul_size(need, 3, &out_need) ||
+        !dsv3__add_size(out_need, 1, &out_need) || /* NUL */
         reserve(t->a, &t->pend, &t->pend_cap, need) ||
         reserve(t->a, &t->out, &t->out_cap, out_need))
         return DSV3_E_NOMEM;
@@ -205,9 +206,11 @@ int dsv3__textout_push(dsv3__textout *t, const char *bytes, size_t n, bool speci
     } else {
         size_t limit = final ? t->pend_len : t->pend_len - held_prefix(t);
         used = emit(t, limit, final, len);
-        memmove(t->pend, t->pend + used, t->pend_len - used);
+        if (used)
+            memmove(t->pend, t->pend + used, t->pend_len - used);
         t->pend_len -= used;
     }
-    *text = *len ? t->out : "";
+    t->out[*len] = '\0';
+    *text = t->out;
     return DSV3_OK;
 }

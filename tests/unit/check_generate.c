@@ -81,6 +81,7 @@ static const char *push(tout *o, const char *bytes, bool special, bool final)
     ck_assert_int_eq(dsv3__textout_push(&o->t, bytes, strlen(bytes), special, final, &text,
                                         &len, &st), DSV3_OK);
     ck_assert_ptr_nonnull(text);
+    ck_assert_uint_eq(strlen(text), len);
     ck_assert(dsv3__utf8_valid(text, len));
     memcpy(buf, text, len);
     buf[len] = '\0';
@@ -444,7 +445,7 @@ static int on_token(const dsv3_token_event *ev, void *ud)
 {
     seen *s = ud;
     if (ev->struct_size != sizeof *ev || ev->index != (uint32_t)s->n || !ev->text ||
-        strlen(ev->text) < ev->text_len)
+        strlen(ev->text) != ev->text_len) /* NUL-terminated, no NUL inside */
         s->bad = 1;
     s->tok[s->n] = ev->token;
     strncat(s->text, ev->text, ev->text_len);
