@@ -8,6 +8,7 @@
  * SPDX-License-Identifier: MIT
  */
 #include <float.h>
+#include <stddef.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -120,62 +121,53 @@ START_TEST(params_defaults_and_null)
 }
 END_TEST
 
-/* Build params with one field broken by `mod`, expect E_INVAL, a failed
- * handle with a message naming `field`, and only errmsg/free valid on it. */
-static void expect_bad(void (*mod)(dsv3_sampler_params *), const char *field)
-{
-    dsv3_sampler_params p;
-    dsv3_sampler_params_init(&p, sizeof p);
-    mod(&p);
-    dsv3_sampler *s = NULL;
-    ck_assert_int_eq(dsv3_sampler_new(&p, &s), DSV3_E_INVAL);
-    ck_assert_ptr_nonnull(s);
-    ck_assert_msg(strstr(dsv3_sampler_errmsg(s), field), "'%s' not in '%s'", field,
-                  dsv3_sampler_errmsg(s));
-    float l[2] = {0, 1};
-    int32_t t;
-    ck_assert_int_eq(dsv3_sampler_sample(s, l, 2, &t), DSV3_E_MISUSE);
-    ck_assert_int_eq(dsv3_sampler_accept(s, 0), DSV3_E_MISUSE);
-    ck_assert_int_eq(dsv3_sampler_reset(s), DSV3_E_MISUSE);
-    ck_assert_ptr_nonnull(strstr(dsv3_sampler_errmsg(s), field)); /* message kept */
-    dsv3_sampler_free(s);
-}
-
-static void m_temp_nan(dsv3_sampler_params *p) { p->temperature = NAN; }
-static void m_temp_inf(dsv3_sampler_params *p) { p->temperature = INFINITY; }
-static void m_topk_neg(dsv3_sampler_params *p) { p->top_k = -1; }
-static void m_topp_zero(dsv3_sampler_params *p) { p->top_p = 0.0f; }
-static void m_topp_big(dsv3_sampler_params *p) { p->top_p = 1.01f; }
-static void m_topp_nan(dsv3_sampler_params *p) { p->top_p = NAN; }
-static void m_minp_neg(dsv3_sampler_params *p) { p->min_p = -0.01f; }
-static void m_minp_big(dsv3_sampler_params *p) { p->min_p = 1.5f; }
-static void m_minp_nan(dsv3_sampler_params *p) { p->min_p = NAN; }
-static void m_rep_zero(dsv3_sampler_params *p) { p->repeat_penalty = 0.0f; }
-static void m_rep_nan(dsv3_sampler_params *p) { p->repeat_penalty = NAN; }
-static void m_rep_inf(dsv3_sampler_params *p) { p->repeat_penalty = INFINITY; }
-static void m_freq_nan(dsv3_sampler_params *p) { p->frequency_penalty = NAN; }
-static void m_pres_inf(dsv3_sampler_params *p) { p->presence_penalty = -INFINITY; }
-static void m_window_neg(dsv3_sampler_params *p) { p->penalty_window = -1; }
-static void m_flags(dsv3_sampler_params *p) { p->flags = 4; }
+/* One field set to a bad value must give E_INVAL, a failed handle with a
+ * message naming the field, and only errmsg/free valid on it. */
+static const struct bad_param {
+    const char *field;
+    size_t off;
+    int is_int;
+    double v;
+} bad_params[] = {
+#define BAD(f, isint, val) {#f, offsetof(dsv3_sampler_params, f), isint, val}
+    BAD(temperature, 0, NAN),        BAD(temperature, 0, INFINITY),
+    BAD(top_k, 1, -1),               BAD(top_p, 0, 0.0),
+    BAD(top_p, 0, 1.01),             BAD(top_p, 0, NAN),
+    BAD(min_p, 0, -0.01),            BAD(min_p, 0, 1.5),
+    BAD(min_p, 0, NAN),              BAD(repeat_penalty, 0, 0.0),
+    BAD(repeat_penalty, 0, NAN),     BAD(repeat_penalty, 0, INFINITY),
+    BAD(frequency_penalty, 0, NAN),  BAD(presence_penalty, 0, -INFINITY),
+    BAD(penalty_window, 1, -1),      BAD(flags, 1, 4),
+#undef BAD
+};
 
 START_TEST(params_invalid)
 {
-    expect_bad(m_temp_nan, "temperature");
-    expect_bad(m_temp_inf, "temperature");
-    expect_bad(m_topk_neg, "top_k");
-    expect_bad(m_topp_zero, "top_p");
-    expect_bad(m_topp_big, "top_p");
-    expect_bad(m_topp_nan, "top_p");
-    expect_bad(m_minp_neg, "min_p");
-    expect_bad(m_minp_big, "min_p");
-    expect_bad(m_minp_nan, "min_p");
-    expect_bad(m_rep_zero, "repeat_penalty");
-    expect_bad(m_rep_nan, "repeat_penalty");
-    expect_bad(m_rep_inf, "repeat_penalty");
-    expect_bad(m_freq_nan, "frequency_penalty");
-    expect_bad(m_pres_inf, "presence_penalty");
-    expect_bad(m_window_neg, "penalty_window");
-    expect_bad(m_flags, "flags");
+    for (size_t i = 0; i < sizeof bad_params / sizeof bad_params[0]; i++) {
+        const struct bad_param *b = &bad_params[i];
+        dsv3_sampler_params p;
+        dsv3_sampler_params_init(&p, sizeof p);
+        if (b->is_int) {
+            int32_t v = (int32_t)b->v;
+            memcpy((char *)&p + b->off, &v, sizeof v);
+        } else {
+            float v = (float)b->v;
+            memcpy((char *)&p + b->off, &v, sizeof v);
+        }
+        dsv3_sampler *s = NULL;
+        ck_assert_int_eq(dsv3_sampler_new(&p, &s), DSV3_E_INVAL);
+        ck_assert_ptr_nonnull(s);
+        ck_assert_msg(strstr(dsv3_sampler_errmsg(s), b->field), "'%s' not in '%s'", b->field,
+                      dsv3_sampler_errmsg(s));
+        float l[2] = {0, 1};
+        int32_t t;
+        ck_assert_int_eq(dsv3_sampler_sample(s, l, 2, &t), DSV3_E_MISUSE);
+        ck_assert_int_eq(dsv3_sampler_accept(s, 0), DSV3_E_MISUSE);
+        ck_assert_int_eq(dsv3_sampler_reset(s), DSV3_E_MISUSE);
+        ck_assert_int_eq(dsv3_sampler_set_logit_bias(s, 0, 1.0f), DSV3_E_MISUSE);
+        ck_assert_ptr_nonnull(strstr(dsv3_sampler_errmsg(s), b->field)); /* kept */
+        dsv3_sampler_free(s);
+    }
 }
 END_TEST
 
