@@ -10,6 +10,7 @@
 
 static const cli_command commands[] = {
     {"backends", "list the compute backends and whether they are usable", cmd_backends},
+    {"generate", "stream a completion of a prompt", cmd_generate},
     {"logits", "write raw logits of a token sequence (prefill, decode, MTP drafts)", cmd_logits},
 };
 
