@@ -340,13 +340,15 @@ const dsv3__alloc *dsv3__context_allocator(const dsv3_context *ctx);
  * DSV3_E_BUSY when it already is. Release when the request completes. */
 int dsv3__context_async_claim(dsv3_context *ctx);
 void dsv3__context_async_release(dsv3_context *ctx);
+
 /* ---- services of a context to dsv3_generate (context.c) ------------------ */
 
 /* Validate a public context handle: DSV3_OK, DSV3_E_INVAL (NULL) or
  * DSV3_E_MISUSE (failed or freed handle). */
 int dsv3__context_check(const dsv3_context *ctx);
-/* Claim the context for one public call (DSV3_E_BUSY, with a message, if
- * another call runs) and forget a cancel that arrived while it was idle;
+/* Claim the context for one public call (DSV3_E_BUSY if another call runs;
+ * no message is stored then, the running call owns the message buffer) and
+ * forget a cancel that arrived while it was idle;
  * dsv3__context_end releases the claim. dsv3_generate holds one claim for
  * the whole generation, so a cancel during a token callback is kept. */
 int dsv3__context_begin(dsv3_context *ctx);

@@ -369,6 +369,67 @@ START_TEST(mtp_rollback_exact)
 }
 END_TEST
 
+/* ---- generation on a real context ----------------------------------------------- */
+
+typedef struct gen_rec {
+    int32_t tok[64];
+    int n, cancel_at;
+    dsv3_context *ctx;
+} gen_rec;
+
+static int collect(const dsv3_token_event *ev, void *ud)
+{
+    gen_rec *r = ud;
+    r->tok[r->n++] = ev->token;
+    if (r->cancel_at && r->n == r->cancel_at)
+        dsv3_context_cancel(r->ctx);
+    return 0;
+}
+
+START_TEST(generate_greedy_matches_decode)
+{
+    int32_t prompt[5];
+    tokens(prompt, 5, 13);
+    dsv3_context *a = ctx_new(tm.m, 0, 64, 0, 0), *b = ctx_new(tm.m, 0, 64, 0, 0);
+    dsv3_sampler_params sp;
+    dsv3_sampler_params_init(&sp, sizeof sp);
+    sp.temperature = 0;
+    dsv3_sampler *smp = NULL;
+    ck_assert_int_eq(dsv3_sampler_new(&sp, &smp), DSV3_OK);
+    dsv3_generate_params gp;
+    dsv3_generate_params_init(&gp, sizeof gp);
+    gp.max_tokens = 8;
+    gp.flags = DSV3_GENERATE_IGNORE_EOS;
+    gen_rec rec = {.ctx = a};
+    dsv3_generate_result res = {.struct_size = sizeof res};
+    ck_assert_int_eq(dsv3_generate(a, smp, prompt, 5, &gp, collect, &rec, &res), DSV3_OK);
+    ck_assert_int_eq(res.stop_reason, DSV3_STOP_MAX_TOKENS);
+    ck_assert_int_eq(rec.n, 8);
+    ck_assert_uint_eq(dsv3_context_n_past(a), 13);
+    ck_assert_int_eq(dsv3_context_decode(b, prompt, 5, 0), DSV3_OK);
+    for (int i = 0; i < 8; i++) {
+        const float *l;
+        ck_assert_int_eq(dsv3_context_logits(b, -1, &l), DSV3_OK);
+        int32_t t = argmax(l, 1024);
+        ck_assert_int_eq(rec.tok[i], t);
+        ck_assert_int_eq(dsv3_context_decode(b, &t, 1, 0), DSV3_OK);
+    }
+    /* a cancel from the token callback stops the generation */
+    ck_assert_int_eq(dsv3_context_clear(a), DSV3_OK);
+    ck_assert_int_eq(dsv3_sampler_reset(smp), DSV3_OK);
+    rec = (gen_rec){.ctx = a, .cancel_at = 3};
+    ck_assert_int_eq(dsv3_generate(a, smp, prompt, 5, &gp, collect, &rec, &res),
+                     DSV3_E_CANCELED);
+    ck_assert_int_eq(res.stop_reason, DSV3_STOP_CANCELED);
+    ck_assert_int_eq(rec.n, 3);
+    ck_assert_uint_lt(dsv3_context_n_past(a), 13);
+    ck_assert_int_eq(dsv3_context_decode(a, prompt, 1, 0), DSV3_OK); /* still usable */
+    dsv3_sampler_free(smp);
+    dsv3_context_free(a);
+    dsv3_context_free(b);
+}
+END_TEST
+
 /* ---- errors and misuse ---------------------------------------------------------- */
 
 START_TEST(decode_errors_evaluate_nothing)
@@ -774,6 +835,11 @@ static Suite *forward_suite(void)
     tcase_set_timeout(tc, 30);
     tcase_add_test(tc, mtp_batch_equals_incremental);
     tcase_add_test(tc, mtp_rollback_exact);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("generate");
+    tcase_add_checked_fixture(tc, tiny_setup, teardown);
+    tcase_set_timeout(tc, 30);
+    tcase_add_test(tc, generate_greedy_matches_decode);
     suite_add_tcase(s, tc);
     tc = tcase_create("errors");
     tcase_add_checked_fixture(tc, tiny_setup, teardown);
