@@ -371,6 +371,18 @@ func TestFakeLibrary(t *testing.T) {
 		}
 	})
 
+	t.Run("Backpressure", func(t *testing.T) {
+		// A slow consumer slows the generation down: it runs at most a buffer ahead.
+		c := newCtx(t, load(t), nil)
+		st, _ := c.Stream(nil, nil, bt, &GenerateOptions{IgnoreEOS: true})
+		st.Next()
+		time.Sleep(300 * time.Millisecond) // the fake makes a token every 2 ms
+		st.Close()
+		if n := st.Result().Generated; n < 1 || n > cap(st.ch)+3 {
+			t.Errorf("%d tokens generated while 1 was read", n)
+		}
+	})
+
 	t.Run("CloseReachesCDuringPrefill", func(t *testing.T) {
 		// Token 255 makes the fake's prompt evaluation take 5 s unless
 		// canceled; no token callback runs, so only dsv3_context_cancel stops it.

@@ -3,7 +3,8 @@
 A stream runs ``dsv3_generate`` on a worker thread. The token callback puts
 :class:`Token` objects on a queue (a ``queue.SimpleQueue``, or an
 ``asyncio.Queue`` fed through ``loop.call_soon_threadsafe``); the consumer
-iterates over the queue. Stopping early sets a flag that the callback sees
+iterates over the queue. At most BUFFER tokens wait there: then the
+callback waits for the consumer, so generation follows its pace. Stopping early sets a flag that the callback sees
 and calls ``dsv3_context_cancel``, then waits for the worker to finish, so
 the context is free again when ``close()`` returns.
 """
@@ -137,6 +138,10 @@ class Generation:
         self._cb = _ffi.TOKEN_FN(self._on_token)
         _live.add(self)
 
+    @property
+    def stop_requested(self) -> bool:
+        return self._stop
+
     def request_stop(self, user_cancel: bool = False) -> None:
         """Stop the run (any thread). user_cancel: report it as CanceledError."""
         with self._lock:
@@ -253,6 +258,25 @@ def _start_thread(gen: Generation, done: Callable[[Any], None]) -> threading.Thr
 
 
 _RESEND = 0.05
+#: Tokens a stream may run ahead of its consumer (then the generation waits).
+BUFFER = 16
+
+
+def _bounded(gen: Generation, put: Callable[[Any], None]) -> Tuple[Callable[[Token], bool],
+                                                                    threading.Semaphore]:
+    """A sink that blocks the generating thread while BUFFER tokens wait to
+    be consumed, so that a slow consumer slows the generation down and the
+    cache does not run far ahead of what was read. It gives up (stopping the
+    generation) once a stop is requested."""
+    slots = threading.Semaphore(BUFFER)
+
+    def sink(tok: Token) -> bool:
+        while not slots.acquire(timeout=0.02):
+            if gen.stop_requested:
+                return True
+        put(tok)
+        return False
+    return sink, slots
 
 
 def _stop_and_join(gen: Generation, thread: threading.Thread) -> None:
@@ -285,7 +309,7 @@ class TokenStream:
         self._result: Optional[GenerationResult] = None
         q: "queue.SimpleQueue[Any]" = queue.SimpleQueue()
         self._queue = q
-        gen.sink = q.put  # the worker never references this object
+        gen.sink, self._slots = _bounded(gen, q.put)  # the worker never references self
         self._thread = _start_thread(gen, q.put)
 
     def __iter__(self) -> "TokenStream":
@@ -295,16 +319,17 @@ class TokenStream:
         if self._done:
             raise StopIteration
         item = self._queue.get()
-        if item is _DONE:
-            self._thread.join()
-            self._done = True
-            try:
-                self._result = self._gen.outcome()
-            except Dsv3Error as e:
-                self._result = getattr(e, "result", None)
-                raise
-            raise StopIteration
-        return item
+        if item is not _DONE:
+            self._slots.release()
+            return item
+        self._thread.join()
+        self._done = True
+        try:
+            self._result = self._gen.outcome()
+        except Dsv3Error as e:
+            self._result = getattr(e, "result", None)
+            raise
+        raise StopIteration
 
     @property
     def result(self) -> Optional[GenerationResult]:
@@ -367,7 +392,7 @@ class AsyncTokenStream:
             except RuntimeError:
                 pass
 
-        gen.sink = put
+        gen.sink, self._slots = _bounded(gen, put)
         self._thread = _start_thread(gen, put_done)
 
     def __aiter__(self) -> "AsyncTokenStream":
@@ -381,16 +406,17 @@ class AsyncTokenStream:
         except BaseException:  # the task was cancelled: cancel the generation
             self._gen.request_stop()
             raise
-        if item is _DONE:
-            self._thread.join()
-            self._done = True
-            try:
-                self._result = self._gen.outcome()
-            except Dsv3Error as e:
-                self._result = getattr(e, "result", None)
-                raise
-            raise StopAsyncIteration
-        return item
+        if item is not _DONE:
+            self._slots.release()
+            return item
+        self._thread.join()
+        self._done = True
+        try:
+            self._result = self._gen.outcome()
+        except Dsv3Error as e:
+            self._result = getattr(e, "result", None)
+            raise
+        raise StopAsyncIteration
 
     @property
     def result(self) -> Optional[GenerationResult]:

@@ -248,6 +248,24 @@ def test_cancel_decode_from_another_thread(fake_model) -> None:
         assert time.monotonic() - t0 < 2.0 and ctx.n_past == 0
 
 
+def test_stream_backpressure(fake_model) -> None:
+    # A slow consumer slows the generation down: it runs at most a buffer ahead.
+    from dsv3.stream import BUFFER
+    with fake_model.context() as ctx:
+        with ctx.stream([96], ignore_eos=True) as st:
+            next(st)
+            time.sleep(0.3)  # the fake makes a token every 2 ms
+        assert 1 <= st.result.n_generated <= BUFFER + 3
+
+    async def main():
+        with fake_model.context() as ctx:
+            async with ctx.astream([96], ignore_eos=True) as ast:
+                await ast.__anext__()
+                await asyncio.sleep(0.3)
+            return ast.result.n_generated
+    assert 1 <= asyncio.run(main()) <= BUFFER + 3
+
+
 def test_stream_close_and_with(fake_model) -> None:
     with fake_model.context() as ctx:
         with ctx.stream([96], ignore_eos=True) as st:
