@@ -40,10 +40,9 @@ func buildExample(t *testing.T, name string) string {
 	return exe
 }
 
-// TestStreamExample builds examples/stream and runs it on the scripted fake
-// library, which continues "Once upon a time" with "fgh...z", and on the
-// test model when there is one.
-func TestStreamExample(t *testing.T) {
+// TestStreamExampleOnFake builds examples/stream and runs it on the
+// scripted fake library, which continues "Once upon a time" with "fgh...z".
+func TestStreamExampleOnFake(t *testing.T) {
 	if os.Getenv("DSV3_GO_FAKE") != "" {
 		t.Skip("child process for another test")
 	}
@@ -52,14 +51,17 @@ func TestStreamExample(t *testing.T) {
 	run.Env = append(os.Environ(), "LD_LIBRARY_PATH="+buildFake(t)+":"+os.Getenv("LD_LIBRARY_PATH"))
 	out, err := run.Output()
 	if err != nil || string(out) != "fghijklmnopqrstuvwxyz\n" {
-		t.Fatalf("on the fake: %q %v", out, err)
+		t.Fatalf("%q %v", out, err)
 	}
+}
+
+func TestStreamExampleOnModel(t *testing.T) {
 	m, _ := testModel(t)
 	if info, _ := m.Info(); !info.HasTokenizer() {
 		t.Skip("the test model has no tokenizer (the example prompts with text)")
 	}
-	out, err = exec.Command(exe, os.Getenv("DSV3_TEST_MODEL")).Output()
+	out, err := exec.Command(buildExample(t, "stream"), os.Getenv("DSV3_TEST_MODEL")).Output()
 	if err != nil || len(out) < 2 {
-		t.Fatalf("on the test model: %q %v", out, err)
+		t.Fatalf("%q %v", out, err)
 	}
 }
