@@ -6,5 +6,7 @@
 #define DSV3_COMMANDS_H
 
 int cmd_backends(int argc, char **argv);
+int cmd_tokenize(int argc, char **argv);
+int cmd_detokenize(int argc, char **argv);
 
 #endif
