@@ -2,6 +2,9 @@
  * blob.c - digest Hugging Face tokenizer.json + tokenizer_config.json into
  * the versioned tokenizer blob of the model manifest (layout: tok_priv.h).
  *
+ * Files that are well formed but use what this library does not implement
+ * are refused with DSV3_E_UNSUPPORTED (the converter then goes on without a
+ * tokenizer); malformed ones with DSV3_E_FORMAT.
  * What is checked: the model is byte-level BPE without dropout, byte
  * fallback, subword prefixes/suffixes or ignore_merges; no normalizer; the
  * pre-tokenizer is DeepSeek-V3's (three Split rules, then ByteLevel without
@@ -119,6 +122,17 @@ static int fmt_err(conv *c, const char *fmt, ...)
     return DSV3_E_FORMAT;
 }
 
+/* A well-formed file that this library cannot reproduce exactly. */
+static int unsup(conv *c, const char *fmt, ...) DSV3__PRINTF(2, 3);
+static int unsup(conv *c, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    dsv3__vseterr(c->err, DSV3_E_UNSUPPORTED, fmt, ap);
+    va_end(ap);
+    return DSV3_E_UNSUPPORTED;
+}
+
 static bool is_null_or_absent(const dsv3_json *n)
 {
     return !n || n->type == DSV3_JSON_NULL;
@@ -157,22 +171,22 @@ static int check_pipeline(conv *c, const dsv3_json *root)
         return fmt_err(c, "tokenizer.json: no %s object", "model");
     const dsv3_json *type = dsv3__json_get(m, "type");
     if (type && !dsv3__json_streq(type, "BPE"))
-        return fmt_err(c, "tokenizer.json: model type '%s' is not supported (only BPE)",
-                       dsv3__json_string(type) ? dsv3__json_string(type) : "?");
+        return unsup(c, "tokenizer.json: model type '%s' is not supported (only BPE)",
+                     dsv3__json_string(type) ? dsv3__json_string(type) : "?");
     if (!is_null_or_absent(dsv3__json_get(m, "dropout")) ||
         !is_false_or_absent(dsv3__json_get(m, "byte_fallback")) ||
         !is_false_or_absent(dsv3__json_get(m, "ignore_merges")) ||
         !is_empty_str_or_absent(dsv3__json_get(m, "continuing_subword_prefix")) ||
         !is_empty_str_or_absent(dsv3__json_get(m, "end_of_word_suffix")))
-        return fmt_err(c, "tokenizer.json: %s", "unsupported BPE option (dropout, byte_fallback, "
-                                                "ignore_merges or subword affixes)");
+        return unsup(c, "tokenizer.json: %s", "unsupported BPE option (dropout, byte_fallback, "
+                                              "ignore_merges or subword affixes)");
     const dsv3_json *norm = dsv3__json_get(root, "normalizer");
     if (!is_null_or_absent(norm) &&
         !(dsv3__json_streq(dsv3__json_get(norm, "type"), "Sequence") &&
           dsv3__json_get(norm, "normalizers") &&
           dsv3__json_get(norm, "normalizers")->type == DSV3_JSON_ARRAY &&
           dsv3__json_get(norm, "normalizers")->n_children == 0))
-        return fmt_err(c, "tokenizer.json: %s", "normalizers are not supported");
+        return unsup(c, "tokenizer.json: %s", "normalizers are not supported");
     const dsv3_json *pre = dsv3__json_get(root, "pre_tokenizer");
     const dsv3_json *seq = dsv3__json_get(pre, "pretokenizers");
     bool ok = dsv3__json_streq(dsv3__json_get(pre, "type"), "Sequence") && seq &&
@@ -188,10 +202,10 @@ static int check_pipeline(conv *c, const dsv3_json *root)
              dsv3__json_get(bl, "use_regex")->type == DSV3_JSON_FALSE;
     }
     if (!ok)
-        return fmt_err(c, "tokenizer.json: %s", "pre_tokenizer is not DeepSeek-V3's "
-                                                "(other pre-tokenizers are not supported)");
+        return unsup(c, "tokenizer.json: %s", "pre_tokenizer is not DeepSeek-V3's "
+                                              "(other pre-tokenizers are not supported)");
     if (!dsv3__json_streq(dsv3__json_get(dsv3__json_get(root, "decoder"), "type"), "ByteLevel"))
-        return fmt_err(c, "tokenizer.json: %s", "decoder must be ByteLevel");
+        return unsup(c, "tokenizer.json: %s", "decoder must be ByteLevel");
     c->vocab = dsv3__json_get(m, "vocab");
     c->merges = dsv3__json_get(m, "merges");
     c->added = dsv3__json_get(root, "added_tokens");
@@ -293,8 +307,8 @@ static int read_added(conv *c)
         if (!is_false_or_absent(dsv3__json_get(e, "lstrip")) ||
             !is_false_or_absent(dsv3__json_get(e, "rstrip")) ||
             !is_false_or_absent(dsv3__json_get(e, "single_word")))
-            return fmt_err(c, "tokenizer.json: added token '%s' uses lstrip/rstrip/single_word"
-                              " (not supported)", s);
+            return unsup(c, "tokenizer.json: added token '%s' uses lstrip/rstrip/single_word"
+                            " (not supported)", s);
         if (c->attr[id] & DSV3__TOK_ADDED)
             return fmt_err(c, "tokenizer.json: added token '%s' reuses an id", s);
         if (c->attr[id] && (c->src_len[id] != content->str_len ||
@@ -307,8 +321,8 @@ static int read_added(conv *c)
         vocab_bytes(s, content->str_len, NULL, &raw);
         for (size_t k = 0; !raw && k < content->str_len; k++)
             if ((unsigned char)s[k] >= 0x80)
-                return fmt_err(c, "tokenizer.json: added token '%s' is written in the byte"
-                                  " alphabet (not supported)", s);
+                return unsup(c, "tokenizer.json: added token '%s' is written in the byte"
+                                " alphabet (not supported)", s);
         for (size_t j = 0; j < i; j++) {
             uint32_t o = c->added_ids[j];
             if (c->src_len[o] == content->str_len && !memcmp(c->src[o], s, content->str_len))
@@ -408,10 +422,8 @@ static int find_byte_tokens(conv *c)
         }
         c->byte_tok[b] = map_find(c, s, n);
         if (c->byte_tok[b] < 0) {
-            dsv3__seterr(c->err, DSV3_E_FORMAT,
-                         "tokenizer.json: byte 0x%02x has no token (byte-level BPE needs all 256)",
-                         b);
-            return DSV3_E_FORMAT;
+            return unsup(c, "tokenizer.json: byte 0x%02x has no token (byte-level BPE needs "
+                            "all 256)", b);
         }
     }
     return DSV3_OK;

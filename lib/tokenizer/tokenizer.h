@@ -33,10 +33,13 @@ enum {
  * cfg_json may be NULL. On success *blob is allocated with `a` (free with
  * dsv3__free) and *chat_kind is set (enum dsv3_chat_kind in model.h: 0 none).
  * Supported: a BPE model over the GPT-2 byte alphabet with DeepSeek-V3's
- * pre-tokenizer (three Split rules + ByteLevel), no normalizer, added tokens
- * without lstrip/rstrip/single_word. Anything else is refused with a message
- * naming the field.
- * Errors: DSV3_E_FORMAT (malformed or unsupported tokenizer), DSV3_E_NOMEM.
+ * pre-tokenizer (three Split rules + ByteLevel), no normalizer, a ByteLevel
+ * decoder, added tokens without lstrip/rstrip/single_word. Anything else is
+ * refused with a message naming the field.
+ * Errors: DSV3_E_UNSUPPORTED (well-formed files using something not
+ * implemented, e.g. another pre-tokenizer: convert without a tokenizer),
+ * DSV3_E_FORMAT (malformed files: bad JSON, ids, merges or config tokens),
+ * DSV3_E_NOMEM, DSV3_E_INVAL (NULL arguments).
  */
 int dsv3__tokenizer_blob_from_hf(const dsv3__alloc *a, const char *tok_json, size_t tok_len,
                                  const char *cfg_json, size_t cfg_len, void **blob,

@@ -184,34 +184,46 @@ START_TEST(tiny_config)
 }
 END_TEST
 
-static void refused(const tiny_opts *o, const char *cfg, const char *needle)
+static void refused_with(int want, const tiny_opts *o, const char *cfg, const char *needle)
 {
     dsv3_tokenizer *t;
     char msg[DSV3__ERRMSG_CAP];
     int rc = build_tiny(o, cfg, &t, msg);
-    ck_assert_msg(rc == DSV3_E_FORMAT, "expected a refusal mentioning '%s', got %s", needle,
+    ck_assert_msg(rc == want, "expected %s mentioning '%s', got %s", dsv3_err_name(want), needle,
                   dsv3_err_name(rc));
     ck_assert_msg(strstr(msg, needle), "'%s' lacks '%s'", msg, needle);
     ck_assert_ptr_null(t);
+}
+
+/* malformed files */
+static void refused(const tiny_opts *o, const char *cfg, const char *needle)
+{
+    refused_with(DSV3_E_FORMAT, o, cfg, needle);
+}
+
+/* well-formed files using what is not implemented */
+static void unsupported(const tiny_opts *o, const char *needle)
+{
+    refused_with(DSV3_E_UNSUPPORTED, o, NULL, needle);
 }
 
 START_TEST(refusals)
 {
     tiny_opts o = defaults;
     o.model_type = "WordPiece";
-    refused(&o, NULL, "model type 'WordPiece'");
+    unsupported(&o, "model type 'WordPiece'");
     o = defaults;
     o.regex3 = "\\\\s+";
-    refused(&o, NULL, "pre_tokenizer is not DeepSeek-V3's");
+    unsupported(&o, "pre_tokenizer is not DeepSeek-V3's");
     o = defaults;
     o.normalizer = "{\"type\": \"NFC\"}";
-    refused(&o, NULL, "normalizers");
+    unsupported(&o, "normalizers");
     o = defaults;
     o.decoder = "null";
-    refused(&o, NULL, "decoder");
+    unsupported(&o, "decoder");
     o = defaults;
     o.skip_byte = 'q';
-    refused(&o, NULL, "byte 0x71 has no token");
+    unsupported(&o, "byte 0x71 has no token");
     o = defaults;
     o.merges = "\"h e\", \"x zz\"";
     refused(&o, NULL, "merge 2");
@@ -223,13 +235,13 @@ START_TEST(refusals)
     refused(&o, NULL, "neither");
     o = defaults;
     o.added = "{\"id\": 300, \"content\": \"<q>\", \"lstrip\": true}";
-    refused(&o, NULL, "lstrip");
+    unsupported(&o, "lstrip");
     o = defaults;
     o.added = "{\"id\": 300, \"content\": \"<q>\"}, {\"id\": 301, \"content\": \"<q>\"}";
     refused(&o, NULL, "listed twice");
     o = defaults;
     o.added = "{\"id\": 300, \"content\": \"\xc4\xa0x\"}";
-    refused(&o, NULL, "byte alphabet");
+    unsupported(&o, "byte alphabet");
     o = defaults;
     o.added = "{\"id\": 300, \"content\": \"\"}";
     refused(&o, NULL, "no content");
