@@ -112,9 +112,8 @@ static inline void tok_wr32(unsigned char *p, uint32_t v)
     p[3] = (unsigned char)(v >> 24);
 }
 
-/* Pre-tokenize and BPE-encode text[0 .. len) (valid UTF-8, no added-token
- * matching): ids go to out (as many as fit) and *n is advanced by their
- * count. DSV3_OK or DSV3_E_NOMEM. */
+/* Where encoded ids go: out[0 .. cap) is filled as far as it goes, n counts
+ * every id. */
 typedef struct tok_sink {
     int32_t *out;
     size_t cap;
@@ -128,6 +127,8 @@ static inline void tok_emit(tok_sink *o, int32_t id)
     o->n++;
 }
 
+/* Pre-tokenize and BPE-encode s[0 .. len) (valid UTF-8, no added-token
+ * matching) into o. DSV3_OK or DSV3_E_NOMEM. */
 int dsv3__tok_encode_text(const dsv3_tokenizer *t, const unsigned char *s, size_t len,
                           tok_sink *o);
 /* BPE-merge one pre-tokenized piece. */
