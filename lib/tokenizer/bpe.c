@@ -222,7 +222,7 @@ int dsv3__tokenizer_encode(const dsv3_tokenizer *t, const char *text, size_t len
     if (flags & ~(uint32_t)(DSV3_TOKENIZE_ADD_BOS | DSV3_TOKENIZE_NO_SPECIAL))
         return dsv3__seterr(err, DSV3_E_INVAL, "tokenize: unknown flags 0x%x", flags);
     size_t bad_off;
-    if (!dsv3__utf8_valid(text, len, &bad_off))
+    if (!dsv3__utf8_check(text, len, &bad_off))
         return dsv3__seterr(err, DSV3_E_UTF8, "tokenize: invalid UTF-8 at byte offset %zu",
                             bad_off);
     tok_sink o = {out, cap, 0};

@@ -78,7 +78,7 @@ static int check_messages(int32_t kind, const dsv3_chat_message *msgs, size_t n,
             return dsv3__seterr(err, DSV3_E_INVAL, "chat: message %zu has unknown role '%.64s'",
                                 i, role);
         size_t bad;
-        if (!dsv3__utf8_valid(c, strlen(c), &bad))
+        if (!dsv3__utf8_check(c, strlen(c), &bad))
             return dsv3__seterr(err, DSV3_E_UTF8, "chat: message %zu: invalid UTF-8 at byte "
                                 "offset %zu", i, bad);
     }

@@ -50,7 +50,7 @@ static size_t utf8_seq(const unsigned char *s, size_t n, bool *incomplete)
     return len;
 }
 
-bool dsv3__utf8_valid(const char *s, size_t n, size_t *bad_off)
+bool dsv3__utf8_check(const char *s, size_t n, size_t *bad_off)
 {
     const unsigned char *u = (const unsigned char *)s;
     size_t i = 0;
@@ -312,7 +312,7 @@ static int load_added(const blob_view *v, dsv3_tokenizer *t, dsv3__err *err)
             return bad(err, "added-token id is not flagged added");
         size_t len;
         const unsigned char *s = tok_span(t, id, &len);
-        if (!dsv3__utf8_valid((const char *)s, len, NULL))
+        if (!dsv3__utf8_check((const char *)s, len, NULL))
             return bad(err, "added token is not valid UTF-8");
         if (dsv3__tok_added_find(t, (const char *)s, len) >= 0)
             return bad(err, "added token listed twice");

@@ -120,7 +120,7 @@ int dsv3__tokenizer_decode(const dsv3_tokenizer *t, const int32_t *ids, size_t n
 /* Strict UTF-8 check (no overlongs, surrogates or values above U+10FFFF).
  * Returns true when valid; otherwise *bad_off (may be NULL) receives the
  * offset of the first byte of the first invalid sequence. */
-bool dsv3__utf8_valid(const char *s, size_t n, size_t *bad_off);
+bool dsv3__utf8_check(const char *s, size_t n, size_t *bad_off);
 
 /*
  * Streaming helper for generation. Given pending bytes s[0 .. n) (the bytes of

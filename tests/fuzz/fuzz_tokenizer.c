@@ -87,7 +87,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const char *text = (const char *)data + 1;
     size_t len = size - 1, n = 0, n2 = 0;
     dsv3__err err;
-    bool valid = dsv3__utf8_valid(text, len, NULL);
+    bool valid = dsv3__utf8_check(text, len, NULL);
     int rc = dsv3__tokenizer_encode(t, text, len, flags, NULL, 0, &n, &err);
     if (!valid) {
         CHECK(rc == DSV3_E_UTF8);
@@ -111,7 +111,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t shown = dsv3__utf8_complete(text, len, false);
     CHECK(shown <= len && len - shown <= 3);
     if (valid)
-        CHECK(dsv3__utf8_valid(text, shown, NULL));
+        CHECK(dsv3__utf8_check(text, shown, NULL));
     ids_as_input(t, data, size);
     return 0;
 }
