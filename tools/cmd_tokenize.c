@@ -26,6 +26,16 @@ static const char detokenize_usage[] =
     "  -m, --model MODEL   the model directory\n"
     "      --skip-special  leave out special tokens (BOS, EOS, ...)\n";
 
+/* The model's message without a leading "cmd: " (cli_error adds its own). */
+static const char *model_msg(const dsv3_model *m, const char *cmd)
+{
+    const char *msg = dsv3_model_errmsg(m);
+    size_t n = strlen(cmd);
+    if (!strncmp(msg, cmd, n) && msg[n] == ':' && msg[n + 1] == ' ')
+        msg += n + 2;
+    return msg;
+}
+
 static dsv3_model *load_model(const char *cmd, const char *path)
 {
     dsv3_model *m = NULL;
@@ -77,7 +87,7 @@ int cmd_tokenize(int argc, char **argv)
     }
     int rc = dsv3_tokenize(m, text, len, flags, ids, len + 2, &n);
     if (rc) {
-        cli_error("tokenize", "%s", dsv3_model_errmsg(m));
+        cli_error("tokenize", "%s", model_msg(m, "tokenize"));
     } else {
         for (size_t i = 0; i < n; i++)
             printf("%s%d", i ? "," : "", (int)ids[i]);
@@ -175,7 +185,7 @@ int cmd_detokenize(int argc, char **argv)
     }
     if (rc) {
         cli_error("detokenize", "%s", rc == DSV3_E_NOMEM && !text ? "out of memory"
-                                                                  : dsv3_model_errmsg(m));
+                                                                  : model_msg(m, "detokenize"));
     } else {
         fwrite(text, 1, len, stdout);
         putchar('\n');
