@@ -367,14 +367,15 @@ static void round_trip_big(const char *unit, size_t reps)
 
 START_TEST(long_inputs)
 {
-    round_trip_big("a", 1u << 20);
-    round_trip_big(" ", 1u << 20);
-    round_trip_big("\n", 1u << 19);
-    round_trip_big("9", 1u << 19);
-    round_trip_big("ab", 1u << 19);
-    round_trip_big("\xe2\x80\x83", 1u << 17); /* em space */
-    round_trip_big("!", 1u << 19);
-    round_trip_big("\xcc\x81", 1u << 18);     /* combining acute */
+    /* one piece of 256 Ki symbols each: quadratic merging would not finish */
+    round_trip_big("a", 1u << 18);
+    round_trip_big(" ", 1u << 18);
+    round_trip_big("\n", 1u << 18);
+    round_trip_big("9", 1u << 18);
+    round_trip_big("ab", 1u << 17);
+    round_trip_big("\xe2\x80\x83", 1u << 16); /* em space */
+    round_trip_big("!", 1u << 18);
+    round_trip_big("\xcc\x81", 1u << 17);     /* combining acute */
 }
 END_TEST
 
