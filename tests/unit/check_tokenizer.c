@@ -5,6 +5,8 @@
  * tokens that split characters, misuse, long inputs, allocation failures.
  * SPDX-License-Identifier: MIT
  */
+#include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -405,6 +407,41 @@ START_TEST(oom_during_encode)
 }
 END_TEST
 
+/* ---- threads ---------------------------------------------------------------- */
+
+/* One tokenizer shared by several threads: every thread encodes all cases
+ * and compares with the reference ids. */
+static void *encode_all(void *arg)
+{
+    size_t start = (size_t)(uintptr_t)arg, bad = 0;
+    for (size_t j = 0; j < g_list->n_children; j++) {
+        const dsv3_json *c = &g_list->children[(start + j) % g_list->n_children];
+        const dsv3_json *t = dsv3__json_get(c, "text"), *want = dsv3__json_get(c, "ids");
+        size_t cap = t->str_len + 8, n = 0;
+        int32_t *got = malloc(cap * sizeof *got);
+        if (dsv3_tokenize(M, t->str, t->str_len, 0, got, cap, &n) != DSV3_OK ||
+            n != want->n_children)
+            bad++;
+        for (size_t i = 0; i < n && i < want->n_children; i++)
+            bad += got[i] != (int32_t)want->children[i].num;
+        free(got);
+    }
+    return (void *)(uintptr_t)bad;
+}
+
+START_TEST(shared_by_threads)
+{
+    pthread_t th[4];
+    for (size_t i = 0; i < 4; i++)
+        ck_assert_int_eq(pthread_create(&th[i], NULL, encode_all, (void *)(uintptr_t)(i * 101)), 0);
+    for (size_t i = 0; i < 4; i++) {
+        void *bad;
+        ck_assert_int_eq(pthread_join(th[i], &bad), 0);
+        ck_assert_uint_eq((uintptr_t)bad, 0);
+    }
+}
+END_TEST
+
 static Suite *tokenizer_suite(void)
 {
     Suite *s = suite_create("tokenizer");
@@ -432,6 +469,11 @@ static Suite *tokenizer_suite(void)
     tc = tcase_create("misuse");
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, misuse);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("threads");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 30);
+    tcase_add_test(tc, shared_by_threads);
     suite_add_tcase(s, tc);
     tc = tcase_create("long");
     tcase_add_checked_fixture(tc, setup, teardown);
