@@ -381,7 +381,9 @@ enum dsv3_tokenize_flags {
  * added and special tokens written in the text become single tokens unless
  * DSV3_TOKENIZE_NO_SPECIAL is given; no BOS unless DSV3_TOKENIZE_ADD_BOS.
  * @param text, len  the input (need not be NUL-terminated). Invalid UTF-8 is
- *                   refused with DSV3_E_UTF8.
+ *                   refused with DSV3_E_UTF8; the model's message then gives
+ *                   the byte offset of the first invalid byte. At most
+ *                   len + 1 ids come out.
  * @param tokens, cap, n_tokens  output buffer; on DSV3_E_NOSPC *n_tokens holds
  *                   the count needed.
  * @return DSV3_OK, DSV3_E_INVAL, DSV3_E_UTF8, DSV3_E_NOSPC, DSV3_E_NOMEM,
@@ -422,7 +424,8 @@ DSV3_API int dsv3_detokenize(const dsv3_model *model, const int32_t *tokens,
 DSV3_API int dsv3_token_bytes(const dsv3_model *model, int32_t token,
                               const char **bytes, size_t *len);
 
-/** One chat message. role is "system", "user" or "assistant". Since: 0.1 */
+/** One chat message. role is "system", "user" or "assistant" (and, with the
+ * DeepSeek-V3 template, "tool": a tool result). Since: 0.1 */
 typedef struct dsv3_chat_message {
     const char *role;
     const char *content;
@@ -438,8 +441,9 @@ enum dsv3_chat_flags {
  * text, then <｜User｜>/<｜Assistant｜> turns). The result already contains
  * BOS: tokenize it without DSV3_TOKENIZE_ADD_BOS.
  * @param text, cap, len  output as in dsv3_detokenize.
- * @return DSV3_OK, DSV3_E_INVAL (unknown role, NULL content), DSV3_E_NOSPC,
- *         DSV3_E_UNSUPPORTED (model without a known template).
+ * @return DSV3_OK, DSV3_E_INVAL (unknown role, NULL content), DSV3_E_UTF8
+ *         (content that is not valid UTF-8), DSV3_E_NOSPC, DSV3_E_UNSUPPORTED
+ *         (model without a known template).
  * Thread-safety: any thread. Since: 0.1
  */
 DSV3_API int dsv3_chat_apply(const dsv3_model *model, const dsv3_chat_message *msgs,

@@ -10,6 +10,8 @@
 
 static const cli_command commands[] = {
     {"backends", "list the compute backends and whether they are usable", cmd_backends},
+    {"tokenize", "print the token ids of a text", cmd_tokenize},
+    {"detokenize", "print the text of token ids", cmd_detokenize},
     {"generate", "stream a completion of a prompt", cmd_generate},
     {"logits", "write raw logits of a token sequence (prefill, decode, MTP drafts)", cmd_logits},
 };

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "../sampler/sampler.h"
+#include "../tokenizer/tokenizer.h"
 #include "model.h"
 
 #define GEN_MAX_STEP 16 /* most tokens one step may produce */
@@ -281,11 +282,13 @@ static int ctx_token_bytes(void *self, int32_t token, const char **bytes, size_t
     return dsv3_token_bytes(dsv3__context_model(self), token, bytes, len);
 }
 
-/* Until the tokenizer reports its special tokens, BOS and EOS are the ones
- * known here. */
+/* Tokens the tokenizer flags special (BOS, EOS, pad, ...: those that
+ * DSV3_DETOKENIZE_SKIP_SPECIAL drops); without a tokenizer, BOS and EOS. */
 static int ctx_is_special(void *self, int32_t token)
 {
     const dsv3_model *m = dsv3__context_model(self);
+    if (m->tok)
+        return (dsv3__tokenizer_attr(m->tok, token) & DSV3__TOK_SPECIAL) != 0;
     return token >= 0 && (token == m->hp.bos_token || token == m->hp.eos_token);
 }
 

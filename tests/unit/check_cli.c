@@ -171,6 +171,46 @@ START_TEST(generate_model_missing)
 }
 END_TEST
 
+/* Usage errors of tokenize/detokenize: one line on stderr, nothing on stdout,
+ * before any model is touched. */
+START_TEST(tokenize_usage_errors)
+{
+    static const struct {
+        const char *args, *msg;
+    } v[] = {
+        {"tokenize hello", "no model given"},
+        {"tokenize -m /nonexistent", "no TEXT given"},
+        {"tokenize -m /nonexistent a b", "expected one TEXT"},
+        {"tokenize -m /nonexistent --frob x", "unknown option '--frob'"},
+        {"detokenize -m /nonexistent", "no IDS given"},
+        {"detokenize 1,2", "no model given"},
+        {"detokenize -m /nonexistent 1,x", "comma-separated integers"},
+        {"detokenize -m /nonexistent 1,,2", "comma-separated integers"},
+        {"detokenize -m /nonexistent 99999999999", "comma-separated integers"},
+        {"tokenize -m /nonexistent/model hello", "/nonexistent/model"},
+        {"detokenize -m /nonexistent/model 1,2", "/nonexistent/model"},
+    };
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
+        char *out, *err;
+        ck_assert_int_ne(run_cli(v[i].args, &out, &err), 0);
+        ck_assert_msg(count_lines(err) == 1 && strstr(err, v[i].msg), "%s: '%s'", v[i].args,
+                      err);
+        ck_assert_str_eq(out, "");
+        free(out);
+        free(err);
+    }
+    char *out, *err;
+    ck_assert_int_eq(run_cli("tokenize --help", &out, &err), 0);
+    ck_assert_ptr_nonnull(strstr(out, "usage: dsv3 tokenize -m MODEL [--bos] [--no-special]"));
+    free(out);
+    free(err);
+    ck_assert_int_eq(run_cli("detokenize --help", &out, &err), 0);
+    ck_assert_ptr_nonnull(strstr(out, "usage: dsv3 detokenize -m MODEL"));
+    free(out);
+    free(err);
+}
+END_TEST
+
 static Suite *cli_suite(void)
 {
     Suite *s = suite_create("cli");
@@ -188,6 +228,10 @@ static Suite *cli_suite(void)
     tcase_add_test(tc, generate_help);
     tcase_add_test(tc, generate_bad_arguments);
     tcase_add_test(tc, generate_model_missing);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("tokenize");
+    tcase_set_timeout(tc, 30);
+    tcase_add_test(tc, tokenize_usage_errors);
     suite_add_tcase(s, tc);
     return s;
 }
