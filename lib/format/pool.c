@@ -132,7 +132,7 @@ int dsv3__pool_run(dsv3__pool *p, dsv3__pool_fn fn, void *arg, size_t n_jobs,
     pthread_cond_broadcast(&p->wake);
     pthread_mutex_unlock(&p->lock);
 
-    double last = dsv3__now();
+    double last = 0; /* the first tick comes after the caller's first job */
     run_jobs(p, 0, tick, tick_arg, &last);
 
     pthread_mutex_lock(&p->lock);

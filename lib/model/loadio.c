@@ -309,7 +309,7 @@ int dsv3__load_data(dsv3_model *m, const dsv3__manifest *man, const char *dir,
     c.man = man;
     c.ls = m->load;
     c.verify = !(m->params.flags & DSV3_MODEL_SKIP_CHECKSUMS);
-    c.last = dsv3__now();
+    c.last = 0; /* first report after the first chunk */
     atomic_init(&c.done, 0);
     c.ls->maps = dsv3__calloc(&m->alloc, man->n_shards, sizeof *c.ls->maps);
     if (!c.ls->maps)
