@@ -471,7 +471,11 @@ int dsv3__hparams_from_config(const dsv3__alloc *a, const char *json, size_t len
     dsv3__json_free(&doc);
     if (rc)
         return rc;
-    return dsv3__hparams_validate(hp, err);
+    dsv3__err v;
+    rc = dsv3__hparams_validate(hp, &v);
+    if (rc)
+        dsv3__seterr(err, rc, "config.json: %s", v.msg);
+    return rc;
 }
 
 /* ---- manifest key-value form ------------------------------------------------ */
