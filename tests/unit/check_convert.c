@@ -404,6 +404,30 @@ START_TEST(mtp_variants)
 }
 END_TEST
 
+/* The path of non-host backends (staging buffer + buf_write). */
+START_TEST(staging_path)
+{
+    char *dir = make_ckpt(&cg_tiny, CG_FP8, CG_MTP_COPY, 0, "conv-stage");
+    char err[512];
+    ck_assert_msg(convert(dir, 0, 0, "out", err) == DSV3_OK, "%s", err);
+    ck_assert_msg(convert(dir, 0, -1, "raw", err) == DSV3_OK, "%s", err);
+    cg_set s;
+    cg_opts o = {&cg_tiny, CG_FP8, 7, CG_MTP_COPY};
+    ck_assert_int_eq(cg_collect(&o, &s), 0);
+    setenv("DSV3_DEBUG_LOAD_STAGING", "1", 1);
+    dsv3_model *m = load(dir, "out", 0);
+    check_all(m, &s, DSV3_DTYPE_DEFAULT);
+    dsv3_model_free(m);
+    m = load(dir, "raw", 0);
+    check_all(m, &s, DSV3_DTYPE_DEFAULT);
+    dsv3_model_free(m);
+    unsetenv("DSV3_DEBUG_LOAD_STAGING");
+    cg_set_free(&s);
+    tu_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
 START_TEST(raw_codec)
 {
     char *dir = make_ckpt(&cg_tiny, CG_FP8, CG_MTP_COPY, 0, "conv-raw");
@@ -593,6 +617,7 @@ static Suite *convert_suite(void)
     tcase_add_test(t, sharded_with_index);
     tcase_add_test(t, mtp_variants);
     tcase_add_test(t, raw_codec);
+    tcase_add_test(t, staging_path);
     suite_add_tcase(s, t);
     t = tcase_create("options");
     tcase_set_timeout(t, 60);
