@@ -301,6 +301,8 @@ static int rope_scaling(const dsv3_json *r, dsv3_hparams *hp, const dsv3__log *l
         t = dsv3__json_get(r, "rope_type");
     if (!t || !dsv3__json_string(t))
         return BAD("config.json: rope_scaling has no type");
+    if (dsv3__json_streq(t, "default") && r->n_children == 1)
+        return DSV3_OK; /* plain RoPE, as Hugging Face writes it */
     if (!dsv3__json_streq(t, "yarn"))
         return dsv3__seterr(err, DSV3_E_UNSUPPORTED,
                             "config.json: rope_scaling type \"%s\" is not supported (only yarn)",

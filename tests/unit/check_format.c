@@ -364,12 +364,14 @@ START_TEST(byte_planes)
     unsigned char src[4096], pl[4096], back[4096];
     for (size_t i = 0; i < sizeof src; i++)
         src[i] = (unsigned char)(i * 131 + (i >> 5));
-    const uint32_t units[] = {1, 2, 4, 34};
-    for (int k = 0; k < 4; k++) {
-        size_t n = sizeof src / units[k] * units[k];
+    const uint32_t units[] = {1, 2, 4, 34, 2, 4};
+    for (int k = 0; k < 6; k++) {
+        size_t n = (k < 4 ? sizeof src : 4 * 37) / units[k] * units[k]; /* with short tails */
         dsv3__planes_split(pl, src, n, units[k]);
-        if (units[k] == 2) /* plane 1 holds the high bytes */
-            ck_assert(pl[n / 2 + 3] == src[7] && pl[3] == src[6]);
+        size_t bad = 0; /* byte j of element e goes to plane j */
+        for (size_t i = 0; i < n; i++)
+            bad += pl[(i % units[k]) * (n / units[k]) + i / units[k]] != src[i];
+        ck_assert_msg(bad == 0, "unit %u: %zu bytes misplaced", units[k], bad);
         dsv3__planes_join(back, pl, n, units[k]);
         ck_assert(!memcmp(back, src, n));
     }

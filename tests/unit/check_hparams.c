@@ -316,6 +316,10 @@ START_TEST(variants)
     ck_assert_int_eq(parse(s, &hp, NULL, &e), DSV3_OK);
     ck_assert_int_eq(hp.rope_yarn, 1);
     free(s);
+    s = tiny_with("\"rope_scaling\": {", "\"rope_scaling\": {\"rope_type\": \"default\"}, \"x\": {");
+    ck_assert_int_eq(parse(s, &hp, NULL, &e), DSV3_OK);
+    ck_assert_int_eq(hp.rope_yarn, 0);
+    free(s);
     s = tiny_with("\"rope_scaling\": {", "\"rope_scaling\": null, \"x_unused\": {");
     logs l;
     ck_assert_int_eq(parse(s, &hp, &l, &e), DSV3_OK);
