@@ -6,6 +6,7 @@
  * counts against spec/TINY_CONFIGS.md, progress and cancellation.
  * SPDX-License-Identifier: MIT
  */
+#define _GNU_SOURCE /* memmem */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,8 @@
 #include "ckpt_gen.h"
 #include "model/model.h"
 #include "testutil.h"
+#include "tokenizer/tokenizer.h"
+#include "zst_file.h"
 
 /* ---- helpers --------------------------------------------------------------------- */
 
@@ -449,6 +452,60 @@ START_TEST(raw_codec)
 }
 END_TEST
 
+/* DeepSeek-V3's tokenizer files travel into the manifest and back. */
+START_TEST(with_tokenizer)
+{
+    char *dir = make_ckpt(&cg_tiny, CG_BF16, CG_MTP_COPY, 0, "conv-tok");
+    char *tok, *cfg, err[512];
+    size_t tok_len, cfg_len;
+    ck_assert_int_eq(zf_read_v3_tokenizer(tu_source_dir(), &tok, &tok_len, &cfg, &cfg_len), 0);
+    char *p1 = tu_path(dir, "hf/tokenizer.json"), *p2 = tu_path(dir, "hf/tokenizer_config.json");
+    ck_assert_int_eq(tu_write_file(p1, tok, tok_len), 0);
+    ck_assert_int_eq(tu_write_file(p2, cfg, cfg_len), 0);
+    ck_assert_msg(convert(dir, 0, 0, "out", err) == DSV3_OK, "%s", err);
+    dsv3_model *m = load(dir, "out", 0);
+    dsv3_model_info in = {.struct_size = sizeof in};
+    dsv3_model_info_get(m, &in);
+    ck_assert_uint_eq(in.flags & (DSV3_INFO_HAS_TOKENIZER | DSV3_INFO_HAS_CHAT),
+                      DSV3_INFO_HAS_TOKENIZER | DSV3_INFO_HAS_CHAT);
+    ck_assert_int_eq(m->chat_kind, DSV3_CHAT_DEEPSEEK_V3);
+    const char *text = "Hello, world! 123";
+    int32_t ids[64];
+    size_t n, len;
+    ck_assert_int_eq(dsv3_tokenize(m, text, strlen(text), 0, ids, 64, &n), DSV3_OK);
+    char back[128];
+    ck_assert_int_eq(dsv3_detokenize(m, ids, n, 0, back, sizeof back, &len), DSV3_OK);
+    ck_assert_str_eq(back, text);
+    /* the blob in the manifest is the one the tokenizer builds from the files */
+    void *blob;
+    size_t blob_len;
+    int32_t kind;
+    dsv3__alloc a;
+    dsv3__alloc_init(&a, NULL);
+    dsv3__err e;
+    ck_assert_int_eq(dsv3__tokenizer_blob_from_hf(&a, tok, tok_len, cfg, cfg_len, &blob,
+                                                  &blob_len, &kind, &e), DSV3_OK);
+    char *man = tu_path(dir, "out/model.dsv3");
+    size_t man_len;
+    char *mt = tu_read_file(man, &man_len);
+    ck_assert_ptr_nonnull(memmem(mt, man_len, blob, blob_len));
+    free(mt);
+    free(man);
+    dsv3__free(&a, blob);
+    dsv3_model_free(m);
+    /* a malformed tokenizer.json stops the conversion */
+    ck_assert_int_eq(tu_write_file(p1, "{\"model\": 5", 12), 0);
+    ck_assert_int_eq(convert(dir, 0, 0, "out2", err), DSV3_E_FORMAT);
+    ck_assert_ptr_nonnull(strstr(err, "tokenizer") ? err : NULL);
+    free(p1);
+    free(p2);
+    free(tok);
+    free(cfg);
+    tu_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
 /* ---- progress, cancellation, options -------------------------------------------------- */
 
 typedef struct prog {
@@ -618,6 +675,7 @@ static Suite *convert_suite(void)
     tcase_add_test(t, mtp_variants);
     tcase_add_test(t, raw_codec);
     tcase_add_test(t, staging_path);
+    tcase_add_test(t, with_tokenizer);
     suite_add_tcase(s, t);
     t = tcase_create("options");
     tcase_set_timeout(t, 60);
