@@ -101,7 +101,7 @@ int dsv3__pool_new(const dsv3__alloc *a, int n_threads, dsv3__pool **out)
     pthread_mutex_init(&p->lock, NULL);
     pthread_cond_init(&p->wake, NULL);
     pthread_cond_init(&p->done, NULL);
-    worker_arg *wa = (worker_arg *)(p->threads + extra);
+    worker_arg *wa = extra ? (worker_arg *)(void *)(p->threads + extra) : NULL;
     for (int i = 0; i < extra; i++) {
         wa[i].p = p;
         wa[i].index = i + 1;

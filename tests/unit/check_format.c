@@ -121,7 +121,7 @@ static void put_tensor(buf *b, const tent *t)
     put(b, (uint64_t)t->flags, 1);
     put(b, (uint64_t)t->nd, 1);
     for (int i = 0; i < t->nd; i++)
-        put(b, (uint64_t)t->ne[i], 8);
+        put(b, i < 4 ? (uint64_t)t->ne[i] : 1, 8);
     if (t->codec == DSV3__CODEC_ALIAS) {
         put(b, t->alias, 4);
         return;
