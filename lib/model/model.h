@@ -68,6 +68,25 @@ typedef struct dsv3_hparams {
     float yarn_mscale_all_dim;
 } dsv3_hparams;
 
+struct dsv3__mbuild;
+struct dsv3__kvlist;
+
+/*
+ * hparams.c. Parse a Hugging Face config.json (V3/V2 families): every key is
+ * used, validated, or explicitly ignorable; unknown keys are logged as
+ * warnings; unsupported values fail with DSV3_E_UNSUPPORTED, malformed ones
+ * with DSV3_E_FORMAT. The result is validated (dsv3__hparams_validate).
+ */
+int dsv3__hparams_from_config(const dsv3__alloc *a, const char *json, size_t len,
+                              dsv3_hparams *hp, const dsv3__log *log, dsv3__err *err);
+/* The rules of ARCHITECTURE.md 1.3 plus size limits: DSV3_E_FORMAT or
+ * DSV3_E_UNSUPPORTED with a message. */
+int dsv3__hparams_validate(const dsv3_hparams *hp, dsv3__err *err);
+/* The manifest's typed key-value form (section HPARAMS). */
+void dsv3__hparams_to_kv(const dsv3_hparams *hp, struct dsv3__mbuild *b);
+int dsv3__hparams_from_kv(const struct dsv3__kvlist *kv, dsv3_hparams *hp, const dsv3__log *log,
+                          dsv3__err *err);
+
 /* Derived helpers. */
 static inline int32_t dsv3__hp_qk_head_dim(const dsv3_hparams *hp)
 {
@@ -131,6 +150,42 @@ typedef struct dsv3_weights {
     dsv3_layer_weights *layers;   /* [n_layers]; MTP modules at L ... */
 } dsv3_weights;
 
+/* ---- the tensors a checkpoint must hold (tensors.c) ----------------------- */
+
+enum dsv3__tkind {
+    DSV3__TK_VECTOR = 0, /* norms, router bias: converted to F32 at load */
+    DSV3__TK_MATRIX = 1, /* embedding, head, router, eh_proj: never quantized */
+    DSV3__TK_PROJ = 2    /* projection matrices: may be FP8 (+ scales) or quantized */
+};
+
+enum dsv3__tspec_flags {
+    DSV3__TS_MTP = 1u << 0,      /* belongs to an MTP module */
+    DSV3__TS_STACK = 1u << 1,    /* routed experts stacked [E, out, in] from experts.{j}.* */
+    DSV3__TS_ALIASABLE = 1u << 2 /* MTP copy of the main embedding/head (alias_of) */
+};
+
+typedef struct dsv3__tspec {
+    char name[96];        /* Hugging Face name (stacks: ...mlp.experts.gate_proj.weight) */
+    int32_t kind;         /* enum dsv3__tkind */
+    uint32_t flags;       /* enum dsv3__tspec_flags */
+    int32_t layer;        /* -1 outside the layers */
+    int32_t n_dims;
+    int64_t ne[3];        /* expected shape */
+    const char *alias_of; /* ALIASABLE: name of the main tensor it copies */
+    dsv3_tensor *dst;     /* its place in dsv3_weights (NULL without weights) */
+} dsv3__tspec;
+
+/*
+ * Every tensor of a model with these hyper-parameters and n_mtp MTP modules
+ * (0 ... hp->n_mtp), in file order. With w non-NULL, w->layers is allocated
+ * (n_layers + n_mtp entries, freed by the caller with dsv3__free) and each
+ * spec's dst points at its field. Returns DSV3_OK or DSV3_E_NOMEM.
+ */
+int dsv3__tensor_specs(const dsv3__alloc *a, const dsv3_hparams *hp, int32_t n_mtp,
+                       dsv3_weights *w, dsv3__tspec **out, size_t *n);
+/* Source name of expert j of a stacked spec. */
+void dsv3__tspec_expert_name(const dsv3__tspec *s, int32_t j, char *buf, size_t cap);
+
 /* ---- the model handle --------------------------------------------------- */
 
 struct dsv3_tokenizer;
@@ -163,6 +218,60 @@ struct dsv3_model {
 
     dsv3_model_info info;       /* filled at load */
 };
+
+/* ---- loader state (load.c, loadio.c) -------------------------------------- */
+
+struct dsv3__manifest;
+struct dsv3__fmt_tensor;
+
+/* One tensor to fill: a weight, or the scales of an FP8 weight. */
+typedef struct dsv3__place {
+    const struct dsv3__fmt_tensor *ft; /* manifest entry holding the data (alias resolved) */
+    int32_t ft_index;  /* its index in the manifest */
+    dsv3_tensor *dst;  /* the weight (scales: the weight they belong to) */
+    uint32_t is_scale : 1, to_f32 : 1, mapped : 1, main : 1, stack : 1, embed : 1;
+    int32_t share;     /* >= 0: same data as that earlier place (alias) */
+    dsv3_backend *be;
+    dsv3_buf *buf;
+    uint64_t size;     /* bytes in backend memory */
+} dsv3__place;
+
+typedef struct dsv3__shard_map {
+    void *addr;
+    size_t len;
+    bool keep; /* mapped into buffers: lives as long as the model */
+} dsv3__shard_map;
+
+typedef struct dsv3__load_state {
+    dsv3__place *places;
+    size_t n_places;
+    dsv3__shard_map *maps;
+    uint32_t n_maps;
+} dsv3__load_state;
+
+/* loadio.c: open and check the shards, allocate or map every place's buffer,
+ * decompress everything in parallel (progress, cancel). `dir` is the model
+ * directory. */
+int dsv3__load_data(dsv3_model *m, const struct dsv3__manifest *man, const char *dir,
+                    uint64_t *disk_bytes);
+/* Release buffers and mappings (also after a failed load). */
+void dsv3__load_release(dsv3_model *m);
+
+/* What a model directory holds, read from its manifest without loading the
+ * weights (dsv3 info). Shards are not opened. */
+typedef struct dsv3__model_summary {
+    dsv3_hparams hp;
+    dsv3_model_info info;   /* bytes_in_memory: as a load with these params would use */
+    uint64_t raw_bytes;     /* tensor data before compression (aliases once) */
+    uint64_t stored_bytes;  /* tensor data in the shards */
+    uint32_t n_tensors;
+    uint32_t n_shards;
+    int32_t chat_kind;
+    int32_t has_tokenizer;
+} dsv3__model_summary;
+
+int dsv3__model_summary_get(const char *path, const dsv3_model_params *params,
+                            dsv3__model_summary *out, char *errbuf, size_t errcap);
 
 /* Report an error on a shared model handle (thread-safe). Returns code. */
 int dsv3__model_seterr(const dsv3_model *m, int code, const char *fmt, ...) DSV3__PRINTF(3, 4);

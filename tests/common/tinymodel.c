@@ -227,7 +227,7 @@ int tm_model_init(tm_model *t, const dsv3_hparams *hp, int32_t wdtype, int with_
     m->w.norm = vec(t, d, 1, 0.2f);
     m->w.head = matrix(t, DSV3_DTYPE_BF16, 0, hp->vocab_size, d, 1 / sqrtf((float)d));
     m->w.n_layers = hp->n_layers + (with_mtp ? hp->n_mtp : 0);
-    m->w.layers = block(t, (size_t)m->w.n_layers * sizeof *m->w.layers);
+    m->w.layers = dsv3__calloc(&m->alloc, (size_t)m->w.n_layers, sizeof *m->w.layers);
     for (int32_t l = 0; l < m->w.n_layers; l++)
         make_layer(t, hp, wdtype, l, &m->w.layers[l]);
     t->m = m;
