@@ -206,6 +206,31 @@ static void check_rows(const vcase *c, const char *what, const float *got, const
     fprintf(stderr, "# %s: %s max |error| %.3g over %zu rows\n", c->name, what, worst, rows);
 }
 
+/* The cache rows of the prompt (CPU backend: host memory): normalised
+ * latent, then the rotated RoPE key, per main layer (kv.bin). */
+static void check_cache(const vcase *c, const dsv3_context *x, size_t n)
+{
+    const dsv3_hparams *hp = &c->m->hp;
+    size_t row = (size_t)(hp->kv_lora_rank + hp->qk_rope_dim), L = (size_t)hp->n_layers;
+    char *path = path2(c->vdir, "kv.bin");
+    size_t len;
+    float *want = (float *)tu_read_file(path, &len);
+    ck_assert_ptr_nonnull(want);
+    ck_assert_uint_eq(len, L * n * row * sizeof(float));
+    double worst = 0;
+    for (size_t l = 0; l < L; l++) {
+        const float *got = (const float *)((const char *)x->kv->base + l * x->kv_layer_bytes);
+        for (size_t i = 0; i < n * row; i++) {
+            double d = fabs((double)got[i] - (double)want[l * n * row + i]);
+            worst = d > worst ? d : worst;
+        }
+    }
+    ck_assert_msg(worst <= c->tol, "%s: cache rows differ by %g", c->name, worst);
+    fprintf(stderr, "# %s: cache rows max |error| %.3g\n", c->name, worst);
+    free(want);
+    free(path);
+}
+
 START_TEST(logits_match_reference)
 {
     vcase c;
@@ -220,6 +245,7 @@ START_TEST(logits_match_reference)
     dsv3_context *x = ctx_new(&c, 0, 256);
     run_logits(&c, x, prompt, n, dec, n_dec, 1, got);
     check_rows(&c, "prefill+decode logits", got, want, n + n_dec, c.tol);
+    check_cache(&c, x, n);
 
     dsv3_context *nv = ctx_new(&c, DSV3_CONTEXT_NAIVE_ATTN, 64);
     run_logits(&c, nv, prompt, n, dec, n_dec, 1, naive);
