@@ -41,6 +41,10 @@ int dsv3__backend_get(int32_t id, const dsv3_backend_ops **out)
             continue;
         if (id != DSV3_BACKEND_AUTO && b->id != id)
             continue;
+        /* AUTO only picks a backend that can run the forward pass (one that
+         * supports some weight type). */
+        if (id == DSV3_BACKEND_AUTO && probe_caps[i].dtypes == 0)
+            continue;
         /* AUTO prefers a GPU backend over the CPU. */
         int32_t score = probe_caps[i].score + (id == DSV3_BACKEND_AUTO && b->id != DSV3_BACKEND_CPU ? 1000000 : 0);
         if (!best || score > best_score) {

@@ -100,6 +100,31 @@ int dsv3__zstd_compress(void *cctx, void *dst, size_t cap, const void *src, size
 
 /* ---- byte planes ---------------------------------------------------------- */
 
+/* SSE2 is part of x86-64; other machines take the scalar loops. */
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#define HAVE_SSE2 1
+#else
+#define HAVE_SSE2 0
+#endif
+
+static size_t split2(unsigned char *d, const unsigned char *s, size_t m)
+{
+    size_t i = 0;
+#if HAVE_SSE2
+    const __m128i lo_mask = _mm_set1_epi16(0xff);
+    for (; i + 16 <= m; i += 16) {
+        __m128i a = _mm_loadu_si128((const __m128i *)(const void *)(s + 2 * i));
+        __m128i b = _mm_loadu_si128((const __m128i *)(const void *)(s + 2 * i + 16));
+        __m128i lo = _mm_packus_epi16(_mm_and_si128(a, lo_mask), _mm_and_si128(b, lo_mask));
+        __m128i hi = _mm_packus_epi16(_mm_srli_epi16(a, 8), _mm_srli_epi16(b, 8));
+        _mm_storeu_si128((__m128i *)(void *)(d + i), lo);
+        _mm_storeu_si128((__m128i *)(void *)(d + m + i), hi);
+    }
+#endif
+    return i;
+}
+
 void dsv3__planes_split(void *dst, const void *src, size_t n, uint32_t unit)
 {
     const unsigned char *s = src;
@@ -108,17 +133,52 @@ void dsv3__planes_split(void *dst, const void *src, size_t n, uint32_t unit)
         memcpy(d, s, n);
         return;
     }
-    size_t m = n / unit;
+    size_t m = n / unit, i = 0;
     if (unit == 2) {
-        for (size_t i = 0; i < m; i++) {
+        for (i = split2(d, s, m); i < m; i++) {
             d[i] = s[2 * i];
             d[m + i] = s[2 * i + 1];
         }
         return;
     }
-    for (size_t i = 0; i < m; i++)
+    for (; i < m; i++)
         for (uint32_t k = 0; k < unit; k++)
             d[k * m + i] = s[i * unit + k];
+}
+
+static size_t join2(unsigned char *d, const unsigned char *lo, const unsigned char *hi, size_t m)
+{
+    size_t i = 0;
+#if HAVE_SSE2
+    for (; i + 16 <= m; i += 16) {
+        __m128i a = _mm_loadu_si128((const __m128i *)(const void *)(lo + i));
+        __m128i b = _mm_loadu_si128((const __m128i *)(const void *)(hi + i));
+        _mm_storeu_si128((__m128i *)(void *)(d + 2 * i), _mm_unpacklo_epi8(a, b));
+        _mm_storeu_si128((__m128i *)(void *)(d + 2 * i + 16), _mm_unpackhi_epi8(a, b));
+    }
+#endif
+    return i;
+}
+
+static size_t join4(unsigned char *d, const unsigned char *s, size_t m)
+{
+    size_t i = 0;
+#if HAVE_SSE2
+    for (; i + 16 <= m; i += 16) {
+        __m128i p0 = _mm_loadu_si128((const __m128i *)(const void *)(s + i));
+        __m128i p1 = _mm_loadu_si128((const __m128i *)(const void *)(s + m + i));
+        __m128i p2 = _mm_loadu_si128((const __m128i *)(const void *)(s + 2 * m + i));
+        __m128i p3 = _mm_loadu_si128((const __m128i *)(const void *)(s + 3 * m + i));
+        __m128i a = _mm_unpacklo_epi8(p0, p1), b = _mm_unpackhi_epi8(p0, p1);
+        __m128i c = _mm_unpacklo_epi8(p2, p3), e = _mm_unpackhi_epi8(p2, p3);
+        unsigned char *o = d + 4 * i;
+        _mm_storeu_si128((__m128i *)(void *)o, _mm_unpacklo_epi16(a, c));
+        _mm_storeu_si128((__m128i *)(void *)(o + 16), _mm_unpackhi_epi16(a, c));
+        _mm_storeu_si128((__m128i *)(void *)(o + 32), _mm_unpacklo_epi16(b, e));
+        _mm_storeu_si128((__m128i *)(void *)(o + 48), _mm_unpackhi_epi16(b, e));
+    }
+#endif
+    return i;
 }
 
 void dsv3__planes_join(void *dst, const void *src, size_t n, uint32_t unit)
@@ -132,20 +192,16 @@ void dsv3__planes_join(void *dst, const void *src, size_t n, uint32_t unit)
     size_t m = n / unit;
     if (unit == 2) {
         const unsigned char *lo = s, *hi = s + m;
-        for (size_t i = 0; i < m; i++) {
+        for (size_t i = join2(d, lo, hi, m); i < m; i++) {
             d[2 * i] = lo[i];
             d[2 * i + 1] = hi[i];
         }
         return;
     }
     if (unit == 4) {
-        const unsigned char *p0 = s, *p1 = s + m, *p2 = s + 2 * m, *p3 = s + 3 * m;
-        for (size_t i = 0; i < m; i++) {
-            d[4 * i] = p0[i];
-            d[4 * i + 1] = p1[i];
-            d[4 * i + 2] = p2[i];
-            d[4 * i + 3] = p3[i];
-        }
+        for (size_t i = join4(d, s, m); i < m; i++)
+            for (uint32_t k = 0; k < 4; k++)
+                d[4 * i + k] = s[k * m + i];
         return;
     }
     for (size_t i = 0; i < m; i++)

@@ -218,8 +218,9 @@ void dsv3__shard_header(unsigned char hdr[64], uint64_t file_size, uint64_t mode
 typedef struct dsv3__pool dsv3__pool;
 /* Job function: returns DSV3_OK or an error (the first error stops the run). */
 typedef int (*dsv3__pool_fn)(void *arg, int worker, size_t job);
-/* Called by the calling thread between its jobs and while it waits for the
- * others (about every 50 ms); non-zero cancels the run (DSV3_E_CANCELED). */
+/* Called by the calling thread after its first job, then between its jobs
+ * and while it waits for the others, about every 50 ms; non-zero cancels
+ * the run (DSV3_E_CANCELED). */
 typedef int (*dsv3__pool_tick)(void *arg);
 
 /* n_threads >= 1 workers in all, including the calling thread. Threads that

@@ -526,14 +526,20 @@ static int parse_sections(dsv3__manifest *m, const unsigned char *d, size_t len,
 {
     const unsigned char *sec[7] = {0};
     size_t sec_len[7] = {0};
-    uint64_t first = DSV3__FMT_HEADER_SIZE + (uint64_t)ns * SEC_ENTRY;
+    /* sections follow the table in order, 8-byte aligned, zero padding in
+     * between, the last one ending the file: every byte is covered */
+    uint64_t pos = DSV3__FMT_HEADER_SIZE + (uint64_t)ns * SEC_ENTRY;
     for (uint32_t i = 0; i < ns; i++) {
         const unsigned char *e = d + DSV3__FMT_HEADER_SIZE + (size_t)i * SEC_ENTRY;
         uint32_t kind = (uint32_t)rd_le(e, 4), flags = (uint32_t)rd_le(e + 4, 4);
         uint64_t off = rd_le(e + 8, 8), size = rd_le(e + 16, 8), hash = rd_le(e + 24, 8);
-        if (off < first || off > len || size > len - off)
-            return dsv3__seterr(err, DSV3_E_FORMAT, "manifest: section %u (%s) out of bounds",
+        if (off < pos || off - pos > 7 || off > len || size > len - off)
+            return dsv3__seterr(err, DSV3_E_FORMAT, "manifest: section %u (%s) out of place",
                                 i, section_name(kind));
+        for (; pos < off; pos++)
+            if (d[pos])
+                return dsv3__seterr(err, DSV3_E_FORMAT, "manifest: non-zero padding");
+        pos = off + size;
         if (kind < 1 || kind > DSV3__SEC_TENSORS) {
             if (flags & DSV3__SEC_FLAG_REQUIRED)
                 return dsv3__seterr(err, DSV3_E_VERSION,
@@ -545,12 +551,16 @@ static int parse_sections(dsv3__manifest *m, const unsigned char *d, size_t len,
         if (sec[kind])
             return dsv3__seterr(err, DSV3_E_FORMAT, "manifest: section %s appears twice",
                                 section_name(kind));
+        if (flags & ~DSV3__SEC_FLAG_REQUIRED)
+            return dsv3__seterr(err, DSV3_E_FORMAT, "manifest: unknown section flags");
         if (dsv3__xxh64(d + off, (size_t)size, 0) != hash)
             return dsv3__seterr(err, DSV3_E_CHECKSUM, "manifest: %s section checksum mismatch",
                                 section_name(kind));
         sec[kind] = d + off;
         sec_len[kind] = (size_t)size;
     }
+    if (pos != len)
+        return dsv3__seterr(err, DSV3_E_FORMAT, "manifest: bytes after the last section");
     static const uint32_t required[] = {DSV3__SEC_HPARAMS, DSV3__SEC_SHARDS, DSV3__SEC_TENSORS};
     for (size_t i = 0; i < DSV3__ARRAY_LEN(required); i++)
         if (!sec[required[i]])

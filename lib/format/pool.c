@@ -101,7 +101,7 @@ int dsv3__pool_new(const dsv3__alloc *a, int n_threads, dsv3__pool **out)
     pthread_mutex_init(&p->lock, NULL);
     pthread_cond_init(&p->wake, NULL);
     pthread_cond_init(&p->done, NULL);
-    worker_arg *wa = (worker_arg *)(p->threads + extra);
+    worker_arg *wa = extra ? (worker_arg *)(void *)(p->threads + extra) : NULL;
     for (int i = 0; i < extra; i++) {
         wa[i].p = p;
         wa[i].index = i + 1;
@@ -132,7 +132,7 @@ int dsv3__pool_run(dsv3__pool *p, dsv3__pool_fn fn, void *arg, size_t n_jobs,
     pthread_cond_broadcast(&p->wake);
     pthread_mutex_unlock(&p->lock);
 
-    double last = dsv3__now();
+    double last = 0; /* the first tick comes after the caller's first job */
     run_jobs(p, 0, tick, tick_arg, &last);
 
     pthread_mutex_lock(&p->lock);

@@ -25,8 +25,8 @@ int dsv3_context_params_init(dsv3_context_params *p, size_t size)
 
 /* ---- entering and leaving calls ------------------------------------------- */
 
-/* Validate the handle and mark it busy. Messages of E_BUSY are not stored
- * (the running call owns the handle). */
+/* Validate the handle and mark it busy. Messages of E_BUSY are not stored:
+ * the running call owns the handle and its message buffer. */
 static int ctx_enter(dsv3_context *ctx)
 {
     if (!ctx)
@@ -38,6 +38,8 @@ static int ctx_enter(dsv3_context *ctx)
     if (atomic_exchange_explicit(&ctx->busy, 1, memory_order_acquire))
         return DSV3_E_BUSY;
     dsv3__clearerr(&ctx->err);
+    /* a cancel that arrived while nothing ran is forgotten */
+    atomic_store_explicit(&ctx->cancel, 0, memory_order_relaxed);
     return DSV3_OK;
 }
 
@@ -219,8 +221,9 @@ int dsv3_context_new(dsv3_model *model, const dsv3_context_params *params, dsv3_
     atomic_init(&ctx->async_owned, 0);
     *out = ctx;
     if (mrc)
-        return dsv3__seterr(&ctx->err, mrc, "%s", model ? "the model handle is not usable (failed or freed)"
-                                                        : "model is NULL");
+        return dsv3__seterr(&ctx->err, mrc, "%s",
+                            model ? "the model handle is not usable (failed or freed)"
+                                  : "model is NULL");
     if (!model->fwd)
         return dsv3__seterr(&ctx->err, DSV3_E_MISUSE, "the model was not prepared for inference");
     dsv3_context_params p;
@@ -326,12 +329,10 @@ static int decode_run(dsv3_context *ctx, const int32_t *tokens, size_t n, uint32
     return DSV3_OK;
 }
 
-int dsv3_context_decode(dsv3_context *ctx, const int32_t *tokens, size_t n_tokens, uint32_t flags)
+int dsv3__context_decode(dsv3_context *ctx, const int32_t *tokens, size_t n_tokens,
+                         uint32_t flags)
 {
-    int rc = ctx_enter(ctx);
-    if (rc)
-        return rc;
-    atomic_store_explicit(&ctx->cancel, 0, memory_order_relaxed);
+    int rc = DSV3_OK;
     if (!tokens || n_tokens == 0)
         rc = dsv3__seterr(&ctx->err, DSV3_E_INVAL, "decode: %s",
                           tokens ? "no tokens" : "tokens is NULL");
@@ -342,9 +343,19 @@ int dsv3_context_decode(dsv3_context *ctx, const int32_t *tokens, size_t n_token
         rc = dsv3__seterr(&ctx->err, DSV3_E_CTX_FULL,
                           "%zu tokens do not fit: %u of %u positions are used", n_tokens,
                           ctx->n_past, ctx->n_ctx);
+    else if (!rc && dsv3__context_cancel_requested(ctx))
+        rc = dsv3__seterr(&ctx->err, DSV3_E_CANCELED, "canceled");
     if (!rc)
         rc = decode_run(ctx, tokens, n_tokens, flags);
-    return ctx_leave(ctx, rc);
+    return rc;
+}
+
+int dsv3_context_decode(dsv3_context *ctx, const int32_t *tokens, size_t n_tokens, uint32_t flags)
+{
+    int rc = ctx_enter(ctx);
+    if (rc)
+        return rc;
+    return ctx_leave(ctx, dsv3__context_decode(ctx, tokens, n_tokens, flags));
 }
 
 static int logits_row(dsv3_context *ctx, int32_t row, uint32_t n, uint32_t row0,
@@ -424,7 +435,6 @@ int dsv3__context_mtp_eval(dsv3_context *ctx, const int32_t *next_tokens, size_t
     int rc = ctx_enter(ctx);
     if (rc)
         return rc;
-    atomic_store_explicit(&ctx->cancel, 0, memory_order_relaxed);
     if (!next_tokens || n == 0)
         rc = dsv3__seterr(&ctx->err, DSV3_E_INVAL, "MTP: no tokens");
     else if (!(rc = check_tokens(ctx, next_tokens, n)))
@@ -570,6 +580,52 @@ int dsv3_context_get_param(const dsv3_context *ctx, int32_t key, int64_t *value)
     default:
         return DSV3_E_INVAL;
     }
+}
+
+/* ---- services to dsv3_generate (model.h) ------------------------------------ */
+
+int dsv3__context_check(const dsv3_context *ctx)
+{
+    if (!ctx)
+        return DSV3_E_INVAL;
+    return ctx->magic == DSV3__MAGIC_CONTEXT ? DSV3_OK : DSV3_E_MISUSE;
+}
+
+int dsv3__context_begin(dsv3_context *ctx)
+{
+    return ctx_enter(ctx);
+}
+
+void dsv3__context_end(dsv3_context *ctx)
+{
+    ctx_leave(ctx, DSV3_OK);
+}
+
+const float *dsv3__context_last_logits(dsv3_context *ctx)
+{
+    if (!ctx->n_logits)
+        return NULL;
+    return ctx->logits + (size_t)(ctx->n_logits - 1) * (size_t)ctx->model->hp.vocab_size;
+}
+
+int dsv3__context_cancel_requested(const dsv3_context *ctx)
+{
+    return atomic_load_explicit(&ctx->cancel, memory_order_relaxed);
+}
+
+dsv3_model *dsv3__context_model(const dsv3_context *ctx)
+{
+    return ctx->model;
+}
+
+uint32_t dsv3__context_n_ctx(const dsv3_context *ctx)
+{
+    return ctx->n_ctx;
+}
+
+dsv3__err *dsv3__context_err(dsv3_context *ctx)
+{
+    return &ctx->err;
 }
 
 /* ---- internal access for lib/async --------------------------------------------- */

@@ -301,6 +301,8 @@ static int rope_scaling(const dsv3_json *r, dsv3_hparams *hp, const dsv3__log *l
         t = dsv3__json_get(r, "rope_type");
     if (!t || !dsv3__json_string(t))
         return BAD("config.json: rope_scaling has no type");
+    if (dsv3__json_streq(t, "default") && r->n_children == 1)
+        return DSV3_OK; /* plain RoPE, as Hugging Face writes it */
     if (!dsv3__json_streq(t, "yarn"))
         return dsv3__seterr(err, DSV3_E_UNSUPPORTED,
                             "config.json: rope_scaling type \"%s\" is not supported (only yarn)",
@@ -471,7 +473,11 @@ int dsv3__hparams_from_config(const dsv3__alloc *a, const char *json, size_t len
     dsv3__json_free(&doc);
     if (rc)
         return rc;
-    return dsv3__hparams_validate(hp, err);
+    dsv3__err v;
+    rc = dsv3__hparams_validate(hp, &v);
+    if (rc)
+        dsv3__seterr(err, rc, "config.json: %s", v.msg);
+    return rc;
 }
 
 /* ---- manifest key-value form ------------------------------------------------ */

@@ -344,6 +344,12 @@ static int load_tokenizer(dsv3_model *m, const dsv3__manifest *man)
     }
     if (rc)
         return dsv3__seterr(&m->err, rc, "tokenizer: %s", e.msg);
+    int32_t n = dsv3__tokenizer_n_tokens(m->tok);
+    if (n > m->hp.vocab_size)
+        dsv3__logf(&m->log, DSV3_LOG_WARN,
+                   "the tokenizer has %d ids but the model only %d embedding rows: larger ids "
+                   "cannot be evaluated",
+                   n, m->hp.vocab_size);
     return DSV3_OK;
 }
 

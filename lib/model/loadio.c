@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -33,6 +34,7 @@ typedef struct lctx {
     unsigned char **scr;  /* per worker: planes | staging | f32 */
     size_t a_size, b_size, c_size;
     bool verify;
+    bool staging; /* DSV3_DEBUG_LOAD_STAGING: treat every backend as non-host */
     atomic_uint_fast64_t done;
     uint64_t total;
     double last;
@@ -79,9 +81,9 @@ static int open_shard(lctx *c, uint32_t i, const char *dir, uint64_t *disk)
 
 /* ---- buffers ------------------------------------------------------------------ */
 
-static bool is_host(const dsv3_backend *be)
+static bool is_host(const lctx *c, const dsv3_backend *be)
 {
-    return be->caps.flags & DSV3_CAP_HOST_MEMORY;
+    return (be->caps.flags & DSV3_CAP_HOST_MEMORY) && !c->staging;
 }
 
 static void point_at(dsv3__place *p, void *base, int32_t backend)
@@ -98,7 +100,7 @@ static int place_buffer(lctx *c, dsv3__place *p)
     dsv3_model *m = c->m;
     dsv3_backend *be = p->stack && m->be_cpu.ops ? &m->be_cpu : &m->be;
     const dsv3__fmt_tensor *ft = p->ft;
-    bool map = ft->codec == DSV3__CODEC_RAW && is_host(be) && be->ops->buf_from_host &&
+    bool map = ft->codec == DSV3__CODEC_RAW && is_host(c, be) && be->ops->buf_from_host &&
                !(m->params.flags & DSV3_MODEL_NO_MMAP) && !p->to_f32;
     int rc;
     p->be = be;
@@ -158,7 +160,7 @@ static int plan_jobs(lctx *c)
                 continue;
             if (ft->flags & DSV3__TFLAG_PLANES)
                 c->a_size = DSV3__MAX(c->a_size, raw);
-            if (p->to_f32 || !is_host(p->be))
+            if (p->to_f32 || !is_host(c, p->be))
                 c->b_size = DSV3__MAX(c->b_size, raw);
             if (p->to_f32)
                 c->c_size = DSV3__MAX(c->c_size, raw * 2);
@@ -202,7 +204,7 @@ static int decode_job(void *arg, int worker, size_t j)
             rc = dsv3__seterr(&e, DSV3_E_CHECKSUM,
                               "tensor '%s': checksum mismatch at offset %llu (corrupt shard)",
                               ft->name, (unsigned long long)ch->raw_off);
-    } else if (!p->to_f32 && is_host(p->be)) {
+    } else if (!p->to_f32 && is_host(c, p->be)) {
         rc = dsv3__chunk_decode(c->dctx[worker], ft, ch, src,
                                 (unsigned char *)p->buf->base + ch->raw_off, c->scr[worker],
                                 c->verify, &e);
@@ -217,7 +219,7 @@ static int decode_job(void *arg, int worker, size_t j)
             off *= 2;
             n *= 2;
         }
-        if (!rc && is_host(p->be))
+        if (!rc && is_host(c, p->be))
             memcpy((unsigned char *)p->buf->base + off, out, n);
         else if (!rc && (rc = p->be->ops->buf_write(p->be->state, p->buf, off, out, n)))
             rc = dsv3__seterr(&e, DSV3_E_BACKEND, "backend %s: writing '%s' failed: %s",
@@ -309,7 +311,9 @@ int dsv3__load_data(dsv3_model *m, const dsv3__manifest *man, const char *dir,
     c.man = man;
     c.ls = m->load;
     c.verify = !(m->params.flags & DSV3_MODEL_SKIP_CHECKSUMS);
-    c.last = dsv3__now();
+    const char *dbg = getenv("DSV3_DEBUG_LOAD_STAGING"); /* documented in docs/format.md */
+    c.staging = dbg && *dbg && strcmp(dbg, "0") != 0;
+    c.last = 0; /* first report after the first chunk */
     atomic_init(&c.done, 0);
     c.ls->maps = dsv3__calloc(&m->alloc, man->n_shards, sizeof *c.ls->maps);
     if (!c.ls->maps)

@@ -470,4 +470,100 @@ const dsv3__alloc *dsv3__context_allocator(const dsv3_context *ctx);
 int dsv3__context_async_claim(dsv3_context *ctx);
 void dsv3__context_async_release(dsv3_context *ctx);
 
+/* ---- services of a context to dsv3_generate (context.c) ------------------ */
+
+/* Validate a public context handle: DSV3_OK, DSV3_E_INVAL (NULL) or
+ * DSV3_E_MISUSE (failed or freed handle). */
+int dsv3__context_check(const dsv3_context *ctx);
+/* Claim the context for one public call (DSV3_E_BUSY if another call runs;
+ * no message is stored then, the running call owns the message buffer) and
+ * forget a cancel that arrived while it was idle;
+ * dsv3__context_end releases the claim. dsv3_generate holds one claim for
+ * the whole generation, so a cancel during a token callback is kept. */
+int dsv3__context_begin(dsv3_context *ctx);
+void dsv3__context_end(dsv3_context *ctx);
+/* The work of dsv3_context_decode for a caller that holds the claim; fails
+ * with DSV3_E_CANCELED when a cancel is pending (cache left as before). */
+int dsv3__context_decode(dsv3_context *ctx, const int32_t *tokens, size_t n_tokens,
+                         uint32_t flags);
+/* Last row of logits of the last decode (vocab_size floats), or NULL. */
+const float *dsv3__context_last_logits(dsv3_context *ctx);
+/* Non-zero once dsv3_context_cancel was called during the current claim. */
+int dsv3__context_cancel_requested(const dsv3_context *ctx);
+dsv3_model *dsv3__context_model(const dsv3_context *ctx);
+uint32_t dsv3__context_n_ctx(const dsv3_context *ctx);
+/* Where messages of calls on this context go (dsv3_context_errmsg). */
+dsv3__err *dsv3__context_err(dsv3_context *ctx);
+
+/* ---- generation (generate.c, textout.c) --------------------------------- */
+
+/* What the generation loop needs from a sequence. dsv3_generate wires a
+ * context; tests drive the loop with a scripted double. */
+typedef struct dsv3__gen_io {
+    void *self;
+    /* Evaluate tokens at the current position (DSV3_E_* codes as
+     * dsv3_context_decode, message already in *err). */
+    int (*decode)(void *self, const int32_t *tokens, size_t n);
+    /* Logits of the last evaluated position, or NULL if there are none. */
+    const float *(*logits)(void *self);
+    uint32_t (*n_past)(void *self);
+    /* Non-zero when the caller asked to cancel. */
+    int (*canceled)(void *self);
+    /* A token's bytes; a failure means "no text" (ids past the tokenizer). */
+    int (*token_bytes)(void *self, int32_t token, const char **bytes, size_t *len);
+    /* Non-zero for special tokens (BOS, EOS, chat markers ...), whose text is
+     * shown only with DSV3_GENERATE_SHOW_SPECIAL. */
+    int (*is_special)(void *self, int32_t token);
+    uint32_t n_ctx;           /* positions the sequence can hold */
+    size_t n_vocab;           /* length of a logits row */
+    int32_t eos;              /* end-of-sequence token, -1 if none */
+    const dsv3__alloc *alloc; /* for the loop's own buffers */
+    dsv3__err *err;           /* where the loop's messages go */
+} dsv3__gen_io;
+
+/* The body of dsv3_generate, with the same contract, on any sequence. */
+int dsv3__generate_run(const dsv3__gen_io *io, dsv3_sampler *smp, const int32_t *prompt,
+                       size_t n_prompt, const dsv3_generate_params *params, dsv3_token_fn cb,
+                       void *user_data, dsv3_generate_result *result);
+
+/*
+ * Streamed text (textout.c): token bytes in, the text of token events out.
+ * Only complete UTF-8 characters are delivered (invalid sequences become
+ * U+FFFD); an end that could still become a stop string is held back; the
+ * earliest stop string and everything after it are never delivered; special
+ * tokens add no text unless show_special. Stop strings are borrowed (they
+ * must outlive the textout) and must be non-empty valid UTF-8.
+ */
+typedef struct dsv3__textout {
+    const dsv3__alloc *a;
+    const char *const *stop;
+    size_t *stop_len;
+    uint32_t n_stop;
+    bool show_special;
+    bool stopped;
+    char *pend; /* bytes not delivered yet */
+    size_t pend_len, pend_cap;
+    char *out;  /* text of the last push */
+    size_t out_cap;
+} dsv3__textout;
+
+/* DSV3_E_INVAL (NULL/empty/invalid stop strings), DSV3_E_NOMEM; message in
+ * err. */
+int dsv3__textout_init(dsv3__textout *t, const dsv3__alloc *a, const char *const *stop,
+                       uint32_t n_stop, bool show_special, dsv3__err *err);
+/* Add one token's bytes. *text and *len receive the new text, NUL-terminated
+ * (valid until the next call; "" when there is none). *stopped becomes true when a stop
+ * string completed (the text then ends where it starts; later pushes give
+ * nothing). final: the generation ends with this token, so deliver all that
+ * is held back. DSV3_E_NOMEM on allocation failure (nothing consumed). */
+int dsv3__textout_push(dsv3__textout *t, const char *bytes, size_t n, bool special, bool final,
+                       const char **text, size_t *len, bool *stopped);
+void dsv3__textout_free(dsv3__textout *t);
+
+/* Length of the UTF-8 character at s[0 ... n-1]: > 0 for a complete valid
+ * character, 0 when s holds only the start of one, -m when its first m
+ * bytes are an invalid sequence (one U+FFFD). n >= 1. */
+int dsv3__utf8_unit(const unsigned char *s, size_t n);
+bool dsv3__utf8_valid(const char *s, size_t n);
+
 #endif /* DSV3_MODEL_H */

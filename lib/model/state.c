@@ -161,9 +161,9 @@ static int put_rows(dsv3_context *ctx, dsv3_buf *dst, size_t off, const char *sr
                     const state_hdr *h, float *tmp)
 {
     const dsv3_backend *be = &ctx->model->be;
-    size_t row = h->row;
+    size_t row = h->row, ses = h->kv_dtype == DSV3_DTYPE_BF16 ? 2 : 4;
     if ((int32_t)h->kv_dtype == ctx->kv_dtype)
-        return be->ops->buf_write(be->state, dst, off, src, n * row * (h->kv_dtype == DSV3_DTYPE_BF16 ? 2 : 4));
+        return be->ops->buf_write(be->state, dst, off, src, n * row * ses);
     size_t des = ctx->kv_dtype == DSV3_DTYPE_BF16 ? 2 : 4;
     for (size_t r = 0; r < n; r++) {
         for (size_t i = 0; i < row; i++) {
@@ -207,7 +207,8 @@ static int load_body(dsv3_context *ctx, const state_hdr *h, const char *p, int k
     p += z.logits;
     if (!rc && keep_mtp && z.hid)
         rc = m->be.ops->buf_write(m->be.state, ctx->hid,
-                                  (size_t)h->hid_pos0 * (size_t)h->hidden * sizeof(float), p, z.hid);
+                                  (size_t)h->hid_pos0 * (size_t)h->hidden * sizeof(float), p,
+                                  z.hid);
     p += z.hid;
     if (keep_mtp && z.mtp_logits)
         memcpy(ctx->mtp_logits, p, z.mtp_logits);

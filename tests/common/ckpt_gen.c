@@ -75,19 +75,34 @@ float cg_fp8_decode(uint8_t b)
     return s ? -v : v;
 }
 
+/* The 127 non-negative finite e4m3 values in code order (increasing). */
+static double fp8_values[127];
+static int fp8_ready;
+
 uint8_t cg_fp8_encode(float x)
 {
     if (isnan(x))
         return 0x7f;
+    if (!fp8_ready) {
+        for (int c = 0; c <= 0x7e; c++)
+            fp8_values[c] = (double)cg_fp8_decode((uint8_t)c);
+        fp8_ready = 1;
+    }
     uint8_t sign = signbit(x) ? 0x80 : 0;
-    double a = fabs((double)x), best = INFINITY;
-    int code = 0;
-    for (int c = 0; c <= 0x7e; c++) {
-        double d = fabs((double)cg_fp8_decode((uint8_t)c) - a);
-        if (d < best || (d == best && (c & 1) == 0 && (code & 1))) {
-            best = d;
-            code = c;
-        }
+    double a = fabs((double)x);
+    int lo = 0, hi = 0x7e; /* nearest value: the last value <= a, or the next one */
+    while (lo < hi) {
+        int mid = (lo + hi + 1) / 2;
+        if (fp8_values[mid] <= a)
+            lo = mid;
+        else
+            hi = mid - 1;
+    }
+    int code = lo;
+    if (lo < 0x7e) {
+        double dl = a - fp8_values[lo], dh = fp8_values[lo + 1] - a;
+        if (dh < dl || (dh == dl && (lo & 1)))
+            code = lo + 1; /* a tie goes to the even code */
     }
     return sign | (uint8_t)code;
 }
