@@ -312,8 +312,10 @@ func TestModelCloseEarlyAndRollback(t *testing.T) {
 	st.Next()
 	st.Next()
 	st.Close()
-	n, err := c.NPast() // no ErrBusy: the generation has stopped
-	if err != nil || n < len(p)+2 || n > nCtx(t, m) {
+	// no ErrBusy: the generation has stopped. A token is delivered before it
+	// is evaluated, so the first one is in the cache when the second arrives.
+	n, err := c.NPast()
+	if err != nil || n < len(p)+1 || n > nCtx(t, m) {
 		t.Fatalf("n_past %d %v", n, err)
 	}
 	if err := c.Truncate(len(p) - 1); err != nil { // back to before the last prompt token

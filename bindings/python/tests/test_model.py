@@ -172,7 +172,9 @@ def test_break_frees_context(model: dsv3.Model, reference: list) -> None:
             if i == 1:
                 break
         n = ctx.n_past  # no BusyError: the worker has stopped
-        assert len(_prompt(model)) + 2 <= n <= _n_ctx(model)
+        # a token is delivered before it is evaluated: the first one is in the
+        # cache when the second arrives
+        assert len(_prompt(model)) + 1 <= n <= _n_ctx(model)
         prompt = _prompt(model)
         ctx.truncate(len(prompt) - 1)  # roll back to before the last prompt token
         r = ctx.generate(prompt[-1:], sampler=dsv3.Sampler.greedy(), max_tokens=N,
