@@ -18,6 +18,24 @@
 #include "backend_check.h"
 #include "refcheck.h"
 
+#if DSV3_HAVE_CUDA
+#include <cuda_runtime_api.h>
+#endif
+
+/* Why there is no device, for the skip line. */
+static const char *no_device_reason(void)
+{
+#if DSV3_HAVE_CUDA
+    int n = 0;
+    cudaError_t e = cudaGetDeviceCount(&n);
+    if (e != cudaSuccess)
+        return cudaGetErrorString(e);
+    return n > 0 ? "no device this build has code for (see -Dgpu_archs)" : "no device";
+#else
+    return "the CUDA backend is not compiled in";
+#endif
+}
+
 /* ---- reference vectors through the loader ------------------------------------------- */
 
 static void check_case(const char *name, int32_t placement)
@@ -143,7 +161,7 @@ int main(void)
     const dsv3_backend_ops *ops = NULL;
     if (!dsv3_backend_available(DSV3_BACKEND_CUDA) ||
         dsv3__backend_get(DSV3_BACKEND_CUDA, &ops) != DSV3_OK) {
-        printf("1..0 # SKIP no CUDA device\n");
+        printf("# %s\n1..0 # SKIP no CUDA device\n", no_device_reason());
         return 0;
     }
     bc_set_backend(ops);
