@@ -269,9 +269,9 @@ extern "C" int dsv3__cuda_mla_attn(dsv3_cuda_exec *x, const dsv3_op_mla_attn_arg
     if (n_chunks > INT32_MAX || n_chunks * 4 > 160 * 1024)
         return fail(x, DSV3_E_UNSUPPORTED, "mla_attn: context too long");
     size_t plane = (size_t)(tb * a->n_heads * a->kv_rank) * 4;
-    char *base = (char *)dsv3__cuda_scratch(x, 2 * plane + (size_t)(ns * row_part));
-    if (!base)
-        return DSV3_E_NOMEM;
+    char *base;
+    if ((rc = dsv3__cuda_scratch(x, 2 * plane + (size_t)(ns * row_part), (void **)&base)))
+        return rc;
     float *qhat = (float *)base, *ctx = (float *)(base + plane),
           *part = (float *)(base + 2 * plane);
     if (n_chunks * 4 > 48 * 1024) {

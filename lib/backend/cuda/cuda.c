@@ -211,9 +211,11 @@ static void cuda_buf_free(void *state, dsv3_buf *buf)
     cuda_state *s = state;
     if (!buf)
         return;
-    if (cudaSetDevice(s->device) == cudaSuccess)
-        cudaFree(buf->base); /* waits for work still using it */
-    cudaGetLastError();
+    cudaError_t e = cudaSetDevice(s->device);
+    if (e == cudaSuccess)
+        e = cudaFree(buf->base); /* waits for work still using it */
+    if (e != cudaSuccess)
+        cuda_fail(s, e, DSV3_E_BACKEND, "cudaFree");
     dsv3__free(&s->alloc, buf);
 }
 
@@ -247,29 +249,40 @@ static int cuda_buf_read(void *state, const dsv3_buf *src, size_t off, void *dst
 
 /* ---- scratch and launch checks (used by the .cu launchers) -------------------------- */
 
-void *dsv3__cuda_scratch(dsv3_cuda_exec *x, size_t bytes)
+int dsv3__cuda_scratch(dsv3_cuda_exec *x, size_t bytes, void **out)
 {
     cuda_state *s = x->state;
-    if (bytes <= s->scratch_size && s->scratch)
-        return s->scratch;
+    *out = NULL;
+    if (bytes <= s->scratch_size && s->scratch) {
+        *out = s->scratch;
+        return DSV3_OK;
+    }
     size_t want = bytes + bytes / 4;
     want = (want + ((size_t)1 << 20) - 1) & ~(((size_t)1 << 20) - 1);
+    cudaError_t e = cudaSuccess;
     if (s->scratch) { /* the queued ops may still use the old block */
-        cudaStreamSynchronize(x->stream);
-        cudaFree(s->scratch);
+        e = cudaStreamSynchronize(x->stream);
+        if (e == cudaSuccess)
+            e = cudaFree(s->scratch);
         s->scratch = NULL;
         s->scratch_size = 0;
+        if (e != cudaSuccess) {
+            cudaGetLastError();
+            snprintf(x->msg, sizeof x->msg, "releasing scratch: %s", cudaGetErrorString(e));
+            return DSV3_E_BACKEND;
+        }
     }
-    cudaError_t e = cudaMalloc(&s->scratch, want);
+    e = cudaMalloc(&s->scratch, want);
     if (e != cudaSuccess) {
         cudaGetLastError();
         s->scratch = NULL;
         snprintf(x->msg, sizeof x->msg, "cannot allocate %zu bytes of scratch: %s", want,
                  cudaGetErrorString(e));
-        return NULL;
+        return e == cudaErrorMemoryAllocation ? DSV3_E_NOMEM : DSV3_E_BACKEND;
     }
     s->scratch_size = want;
-    return s->scratch;
+    *out = s->scratch;
+    return DSV3_OK;
 }
 
 int dsv3__cuda_check(dsv3_cuda_exec *x, const char *what)

@@ -53,12 +53,12 @@ typedef struct dsv3_cuda_exec {
 } dsv3_cuda_exec;
 
 /*
- * Device scratch of at least `bytes`, owned by the instance and reused by
- * every op: valid for the kernels the current op queues (ops of one
- * instance run one after the other on its stream). NULL with x->msg set
- * when it cannot be allocated.
+ * Device scratch of at least `bytes` into *out, owned by the instance and
+ * reused by every op: valid for the kernels the current op queues (ops of
+ * one instance run one after the other on its stream). DSV3_OK, or
+ * DSV3_E_NOMEM / DSV3_E_BACKEND with x->msg set.
  */
-void *dsv3__cuda_scratch(dsv3_cuda_exec *x, size_t bytes);
+int dsv3__cuda_scratch(dsv3_cuda_exec *x, size_t bytes, void **out);
 
 /* DSV3_OK if the kernels queued so far were launched, else DSV3_E_BACKEND
  * with x->msg = "<what>: <CUDA error>". */

@@ -316,9 +316,9 @@ extern "C" int dsv3__cuda_moe(dsv3_cuda_exec *x, const dsv3_op_moe_args *a)
     size_t ints = align256((size_t)(4 * E + 2) * 4) + 2 * align256((size_t)ne_max * 4);
     size_t bytes =
         ints + 2 * align256((size_t)(ne_max * f) * 4) + align256((size_t)(ne_max * d) * 4);
-    char *base = (char *)dsv3__cuda_scratch(x, bytes);
-    if (!base)
-        return DSV3_E_NOMEM;
+    char *base;
+    if ((rc = dsv3__cuda_scratch(x, bytes, (void **)&base)))
+        return rc;
     int32_t *cnt = (int32_t *)base, *off = cnt + E, *cur = off + E + 1, *active = cur + E;
     int32_t *n_active = active + E;
     int32_t *rows = (int32_t *)(base + align256((size_t)(4 * E + 2) * 4));
