@@ -18,7 +18,8 @@
 void bc_set_backend(const dsv3_backend_ops *ops);
 
 /* TCases: "ops" (conformance), "buffers" (copies, ranges, errors) and,
- * with models, "model" (forward passes vs the CPU backend). */
+ * with models, "model" (forward passes vs the CPU backend). Without models
+ * the ops also skip two of their largest shapes (for slow sanitizer runs). */
 void bc_add_tcases(Suite *s, int with_models);
 
 /* A copy of a model's weights in new backend memory: the model computes
