@@ -47,9 +47,7 @@ def greedy(model, ids, n, stop_at_eos=True):
     out = []
     for _ in range(n):
         h = model.main_hidden(torch.tensor([ids]))
-        nxt = int(model.compact_logits(h[:, -1])[0].argmax())
-        nxt = int(model.used_ids[nxt]) if nxt < model.n_used else -1
-        assert nxt >= 0, "argmax on an unused id"
+        nxt = int(model.argmax_ids(h[0, -1]))
         ids.append(nxt)
         out.append(nxt)
         if stop_at_eos and nxt == common.EOS:
@@ -58,20 +56,25 @@ def greedy(model, ids, n, stop_at_eos=True):
 
 
 @torch.no_grad()
-def sample(model, ids, n, temp, gen):
+def sample(model, ids, n, gen, temp=0.8, top_k=40, top_p=0.95, min_p=0.05):
+    """Sampling with the steps and defaults of `dsv3 generate` (top-k, softmax
+    at temperature, top-p, min-p); our own random stream, so the texts are
+    not the ones libdsv3 draws with the same seed."""
     ids = list(ids)
     out = []
     for _ in range(n):
         h = model.main_hidden(torch.tensor([ids]))
-        z = model.compact_logits(h[:, -1])[0] / temp
-        # the last class stands for all unused ids together
-        p = torch.softmax(z, -1)
-        j = int(torch.multinomial(p, 1, generator=gen))
-        if j == model.n_used:
-            j = 0  # never observed in practice; keep a valid id
-            nxt = int(model.used_ids[0])
-        else:
-            nxt = int(model.used_ids[j])
+        z = model.id_logits(h[0, -1])
+        # every unused id has logit z[-1]; it never reaches the top 40 here
+        zs, order = z[:-1].sort(descending=True)
+        assert zs[top_k - 1] > z[-1]
+        zs, order = zs[:top_k], order[:top_k]
+        p = torch.softmax((zs - zs[0]) / temp, -1)
+        keep = int((p.cumsum(0) < top_p).sum()) + 1
+        p = p[:keep]
+        p = p[p >= min_p * p[0]]
+        j = int(torch.multinomial(p / p.sum(), 1, generator=gen))
+        nxt = int(model.used_ids[order[j]])
         ids.append(nxt)
         out.append(nxt)
         if nxt == common.EOS:
@@ -105,9 +108,9 @@ def mtp_acceptance(loaded, prompts, n_new):
         cont = greedy(m, p, n_new, stop_at_eos=False)
         seq = list(p) + cont
         h = m.main_hidden(torch.tensor([seq]))
-        main_arg = m.compact_logits(h[0]).argmax(-1)
+        main_arg = m.argmax_ids(h[0])
         g = m.mtp_hidden(h[:, :-1], torch.tensor([seq[1:]]))
-        draft = m.compact_logits(g[0]).argmax(-1)           # draft for t_{i+2}, i = 0..len-2
+        draft = m.argmax_ids(g[0])                          # draft for t_{i+2}, i = 0..len-2
         n = len(p)
         # greedy token at i+2 is main_arg[i+1]; positions i = n-1 .. len(seq)-3
         hits = [(int(draft[i]) == int(main_arg[i + 1])) for i in range(n - 1, len(seq) - 2)]
@@ -247,16 +250,17 @@ def main():
     for p in SAMPLE_PROMPTS:
         ids = [common.BOS] + common.encode([p])[0]
         g = greedy(m, ids, 200)
-        s = sample(m, ids, 200, 0.7, gen)
+        s = sample(m, ids, 200, gen)
         txt = common.decode([ids[1:] + g, ids[1:] + s])
-        samples.append({"prompt": p, "greedy": txt[0], "temp0.7_seed7": txt[1]})
+        samples.append({"prompt": p, "greedy": txt[0], "sampled": txt[1]})
     info["samples"] = samples
     info["test_data"] = write_test_data(loaded, args.tests_out, info)["files"]
     info.pop("mtp_acceptance_prompts", None)
     with open(os.path.join(args.work, "export.json"), "w") as f:
         json.dump(info, f, indent=1)
     for s in samples:
-        print("\n== %s\n[greedy] %s\n[T=0.7] %s" % (s["prompt"], s["greedy"], s["temp0.7_seed7"]))
+        print("\n== %s\n[greedy] %s\n[T=0.8, top-k 40, top-p 0.95, min-p 0.05] %s"
+              % (s["prompt"], s["greedy"], s["sampled"]))
 
 
 if __name__ == "__main__":

@@ -326,6 +326,23 @@ class DSV3(nn.Module):
         z = h @ self.head.t()
         return torch.cat([z[..., :-1], z[..., -1:] + self.log_n_unused], dim=-1)
 
+    def id_logits(self, h):
+        """[.., n_used + 1]: the logit of each used id, then the logit that
+        every unused id has (without the ln(N_u) of compact_logits)."""
+        return h @ self.head.t()
+
+    def argmax_ids(self, h):
+        """Greedy token ids in the full vocabulary. When the shared logit of
+        the unused ids is the largest, the lowest unused id is returned."""
+        j = self.id_logits(h).argmax(-1)
+        ids = self.used_ids[j.clamp(max=self.n_used - 1)]
+        return torch.where(j == self.n_used, torch.full_like(ids, self.lowest_unused()), ids)
+
+    def lowest_unused(self):
+        u = torch.ones(self.cfg["vocab_size"], dtype=torch.bool)
+        u[self.used_ids] = False
+        return int(torch.nonzero(u)[0, 0])
+
     # --- forward passes on full-vocabulary ids
     def main_hidden(self, ids):
         """ids [B, T] (full vocabulary ids) -> final-normed hidden [B, T, d]."""

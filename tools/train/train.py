@@ -130,9 +130,9 @@ def evaluate(model, windows, max_tokens=None):
             n2 = -lg.gather(1, tgt2[:, None])[:, 0] + (tgt2 == model.n_used).float() * model.log_n_unused
             tot["mtp_nll"] += float(n2.sum())
             tot["mtp_n"] += n2.numel()
-            draft = lg.argmax(-1)
-            tot["mtp_agree"] += int((draft == logits[1:].argmax(-1)).sum())
-            tot["mtp_hit"] += int((draft == tgt2).sum())
+            draft = model.argmax_ids(g[0])
+            tot["mtp_agree"] += int((draft == model.argmax_ids(h[0, 1:])).sum())
+            tot["mtp_hit"] += int((draft == ids[0, 2:]).sum())
         c = torch.stack([m.last_counts for m in model.moe_modules()])
         loads = c if loads is None else loads + c
         seen += ids.shape[1] - 1
