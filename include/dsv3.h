@@ -381,7 +381,9 @@ enum dsv3_tokenize_flags {
  * added and special tokens written in the text become single tokens unless
  * DSV3_TOKENIZE_NO_SPECIAL is given; no BOS unless DSV3_TOKENIZE_ADD_BOS.
  * @param text, len  the input (need not be NUL-terminated). Invalid UTF-8 is
- *                   refused with DSV3_E_UTF8.
+ *                   refused with DSV3_E_UTF8; the model's message then gives
+ *                   the byte offset of the first invalid byte. At most
+ *                   len + 1 ids come out.
  * @param tokens, cap, n_tokens  output buffer; on DSV3_E_NOSPC *n_tokens holds
  *                   the count needed.
  * @return DSV3_OK, DSV3_E_INVAL, DSV3_E_UTF8, DSV3_E_NOSPC, DSV3_E_NOMEM,
@@ -422,7 +424,8 @@ DSV3_API int dsv3_detokenize(const dsv3_model *model, const int32_t *tokens,
 DSV3_API int dsv3_token_bytes(const dsv3_model *model, int32_t token,
                               const char **bytes, size_t *len);
 
-/** One chat message. role is "system", "user" or "assistant". Since: 0.1 */
+/** One chat message. role is "system", "user" or "assistant" (and, with the
+ * DeepSeek-V3 template, "tool": a tool result). Since: 0.1 */
 typedef struct dsv3_chat_message {
     const char *role;
     const char *content;
@@ -438,8 +441,9 @@ enum dsv3_chat_flags {
  * text, then <｜User｜>/<｜Assistant｜> turns). The result already contains
  * BOS: tokenize it without DSV3_TOKENIZE_ADD_BOS.
  * @param text, cap, len  output as in dsv3_detokenize.
- * @return DSV3_OK, DSV3_E_INVAL (unknown role, NULL content), DSV3_E_NOSPC,
- *         DSV3_E_UNSUPPORTED (model without a known template).
+ * @return DSV3_OK, DSV3_E_INVAL (unknown role, NULL content), DSV3_E_UTF8
+ *         (content that is not valid UTF-8), DSV3_E_NOSPC, DSV3_E_UNSUPPORTED
+ *         (model without a known template).
  * Thread-safety: any thread. Since: 0.1
  */
 DSV3_API int dsv3_chat_apply(const dsv3_model *model, const dsv3_chat_message *msgs,
@@ -602,7 +606,13 @@ DSV3_API int dsv3_context_state_load(dsv3_context *ctx, const void *buf, size_t 
  * logit bias -> repetition/frequency/presence penalties over the last
  * penalty_window accepted tokens -> (temperature 0: greedy argmax, done) ->
  * top-k -> softmax with temperature -> top-p -> min-p -> seeded random draw.
- * Since: 0.1
+ * Penalties, once per distinct token seen c > 0 times in the window: a
+ * positive logit is divided by repeat_penalty, a negative one multiplied by
+ * it; then c * frequency_penalty + presence_penalty is subtracted. Ties (in
+ * argmax, top-k, top-p) go to the lowest token id; NaN logits count as -inf.
+ * The draw uses the library's own random generator and arithmetic, so the
+ * same seed and inputs give the same tokens on every platform.
+ * docs/sampling.md has the details. Since: 0.1
  */
 typedef struct dsv3_sampler_params {
     uint32_t struct_size;
@@ -623,8 +633,13 @@ typedef struct dsv3_sampler_params {
 DSV3_API int dsv3_sampler_params_init(dsv3_sampler_params *p, size_t size);
 
 /**
- * Create a sampler chain.
- * @return DSV3_OK, DSV3_E_INVAL (NaN or out-of-range values), DSV3_E_NOMEM.
+ * Create a sampler chain. Valid values: temperature finite (<= 0: greedy),
+ * top_k >= 0, top_p in (0, 1], min_p in [0, 1], repeat_penalty finite and
+ * > 0, frequency/presence penalties finite, penalty_window >= 0, flags 0.
+ * @param out  as for dsv3_model_load; release with dsv3_sampler_free.
+ * @return DSV3_OK, DSV3_E_INVAL (NaN or out-of-range values, malformed
+ *         allocator), DSV3_E_UNSUPPORTED (unknown non-zero struct tail),
+ *         DSV3_E_NOMEM.
  * Thread-safety: any thread. Since: 0.1
  */
 DSV3_API int dsv3_sampler_new(const dsv3_sampler_params *params, dsv3_sampler **out);
@@ -639,24 +654,36 @@ DSV3_API const char *dsv3_sampler_errmsg(const dsv3_sampler *smp);
 
 /** Add bias to one token's logit before sampling (replaces an earlier bias of
  * that token; 0 removes it; -INFINITY bans it).
+ * @return DSV3_OK, DSV3_E_INVAL (NULL, NaN or +INFINITY bias), DSV3_E_RANGE
+ *         (negative token; a token past the vocabulary is reported by
+ *         dsv3_sampler_sample), DSV3_E_NOMEM, DSV3_E_MISUSE (failed handle).
  * Thread-safety: serialize per handle. Since: 0.1 */
 DSV3_API int dsv3_sampler_set_logit_bias(dsv3_sampler *smp, int32_t token, float bias);
 
 /**
  * Pick a token from logits (not modified). Does not record it: call
- * dsv3_sampler_accept with the token actually used.
- * @return DSV3_OK, DSV3_E_INVAL (NULL, n_vocab 0, all logits NaN or -inf).
+ * dsv3_sampler_accept with the token actually used. A random draw consumes
+ * one number of the sampler's stream; greedy sampling consumes none. The
+ * first call with a vocabulary size allocates scratch space; later calls
+ * allocate nothing.
+ * @return DSV3_OK, DSV3_E_INVAL (NULL, n_vocab 0 or above INT32_MAX, all
+ *         logits NaN or -inf after bias and penalties), DSV3_E_RANGE (a
+ *         logit bias set on a token >= n_vocab), DSV3_E_NOMEM,
+ *         DSV3_E_MISUSE (failed handle).
  * Thread-safety: serialize per handle. Since: 0.1
  */
 DSV3_API int dsv3_sampler_sample(dsv3_sampler *smp, const float *logits,
                                  size_t n_vocab, int32_t *token);
 
-/** Record a token in the penalty history. Thread-safety: serialize per
+/** Record a token in the penalty history (ids past the vocabulary are kept
+ * but never penalise anything).
+ * @return DSV3_OK, DSV3_E_INVAL, DSV3_E_RANGE (negative token),
+ *         DSV3_E_NOMEM, DSV3_E_MISUSE. Thread-safety: serialize per
  * handle. Since: 0.1 */
 DSV3_API int dsv3_sampler_accept(dsv3_sampler *smp, int32_t token);
 
-/** Forget the history and restart the random stream from the seed.
- * Thread-safety: serialize per handle. Since: 0.1 */
+/** Forget the history and restart the random stream from the seed (logit
+ * biases are kept). Thread-safety: serialize per handle. Since: 0.1 */
 DSV3_API int dsv3_sampler_reset(dsv3_sampler *smp);
 
 /* ------------------------------------------------------------------------ */
@@ -681,9 +708,9 @@ typedef struct dsv3_token_event {
     int32_t token;      /* the token id */
     uint32_t index;     /* 0 for the first generated token */
     uint32_t reserved0;
-    const char *text;   /* new complete UTF-8 text, valid during the call; may
-                           be empty while a character or a possible stop
-                           string is incomplete */
+    const char *text;   /* new complete UTF-8 text, NUL-terminated, valid
+                           during the call; may be empty while a character
+                           or a possible stop string is incomplete */
     size_t text_len;
 } dsv3_token_event;
 
@@ -731,15 +758,23 @@ typedef struct dsv3_generate_result {
  * callback's request or dsv3_context_cancel. With DSV3_CONTEXT_MTP the
  * context drafts with the MTP module; the tokens produced are the same as
  * without (greedy) or have the same distribution (sampling).
- * Text of a stop string is not delivered. The generated tokens stay in the
- * cache.
+ * Text of a stop string is not delivered. Every generated token (also the
+ * EOS or the one completing a stop string) is evaluated and stays in the
+ * cache, so a later call with no prompt continues after it; only on
+ * DSV3_E_CANCELED or an error may the last one be missing (see
+ * dsv3_context_n_past). Prompt tokens are recorded in the sampler's penalty
+ * history; the sampler is not reset. Invalid UTF-8 in token bytes becomes
+ * U+FFFD in event text. generate_seconds leaves out time spent in cb.
  * @param prompt, n_prompt  tokens to evaluate first (may be 0 to continue).
  * @param params  NULL for defaults.
  * @param cb      may be NULL.
  * @param result  may be NULL; filled even on failure.
  * @return DSV3_OK for every normal stop (see result->stop_reason),
- *         DSV3_E_CANCELED, DSV3_E_INVAL, DSV3_E_RANGE, DSV3_E_CTX_FULL
- *         (the prompt does not fit), DSV3_E_NOMEM, DSV3_E_BACKEND.
+ *         DSV3_E_CANCELED, DSV3_E_INVAL (also: bad params, NULL/empty/invalid
+ *         stop strings, no prompt and nothing to continue from),
+ *         DSV3_E_RANGE, DSV3_E_CTX_FULL (the prompt does not fit),
+ *         DSV3_E_NOMEM, DSV3_E_BACKEND, DSV3_E_BUSY, DSV3_E_MISUSE (failed
+ *         context or sampler). Messages: dsv3_context_errmsg.
  * Thread-safety: serialize per context; the sampler must not be used by
  * another thread during the call. Since: 0.1
  */

@@ -50,4 +50,7 @@ bool cli_parse_i64(const char *cmd, const char *opt, const char *s, int64_t min,
                    int64_t *out);
 bool cli_parse_f32(const char *cmd, const char *opt, const char *s, float *out);
 
+/* Monotonic seconds. */
+double cli_now(void);
+
 #endif /* DSV3_CLI_H */

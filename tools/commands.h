@@ -6,5 +6,10 @@
 #define DSV3_COMMANDS_H
 
 int cmd_backends(int argc, char **argv);
+int cmd_convert(int argc, char **argv);
+int cmd_info(int argc, char **argv);
+int cmd_tokenize(int argc, char **argv);
+int cmd_detokenize(int argc, char **argv);
+int cmd_generate(int argc, char **argv);
 
 #endif

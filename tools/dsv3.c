@@ -10,6 +10,11 @@
 
 static const cli_command commands[] = {
     {"backends", "list the compute backends and whether they are usable", cmd_backends},
+    {"convert", "convert a Hugging Face checkpoint into a libdsv3 model", cmd_convert},
+    {"info", "describe a model: hyper-parameters, parameters, bytes", cmd_info},
+    {"tokenize", "print the token ids of a text", cmd_tokenize},
+    {"detokenize", "print the text of token ids", cmd_detokenize},
+    {"generate", "stream a completion of a prompt", cmd_generate},
 };
 
 #define N_COMMANDS (sizeof commands / sizeof commands[0])

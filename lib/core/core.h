@@ -87,7 +87,7 @@ typedef struct dsv3__err {
  * `return dsv3__seterr(&h->err, DSV3_E_INVAL, "...", ...);`.
  * err may be NULL (the message is then dropped). */
 int dsv3__seterr(dsv3__err *err, int code, const char *fmt, ...) DSV3__PRINTF(3, 4);
-int dsv3__vseterr(dsv3__err *err, int code, const char *fmt, va_list ap);
+int dsv3__vseterr(dsv3__err *err, int code, const char *fmt, va_list ap) DSV3__PRINTF(3, 0);
 void dsv3__clearerr(dsv3__err *err);
 
 /* Copy a message into a caller buffer (errbuf may be NULL), always

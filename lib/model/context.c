@@ -102,3 +102,77 @@ int dsv3_context_state_load(dsv3_context *ctx, const void *buf, size_t size)
     (void)ctx, (void)buf, (void)size;
     return DSV3_E_UNSUPPORTED;
 }
+
+/* ---- services to dsv3_generate (model.h) ---------------------------------
+ * Contexts cannot be created in this build yet (dsv3_context_new fails), so
+ * no valid handle ever reaches these. */
+
+int dsv3__context_check(const dsv3_context *ctx)
+{
+    return ctx ? DSV3_E_MISUSE : DSV3_E_INVAL;
+}
+
+int dsv3__context_begin(dsv3_context *ctx)
+{
+    (void)ctx;
+    return DSV3_E_UNSUPPORTED;
+}
+
+void dsv3__context_end(dsv3_context *ctx)
+{
+    (void)ctx;
+}
+
+int dsv3__context_decode(dsv3_context *ctx, const int32_t *tokens, size_t n_tokens,
+                         uint32_t flags)
+{
+    (void)ctx, (void)tokens, (void)n_tokens, (void)flags;
+    return DSV3_E_UNSUPPORTED;
+}
+
+const float *dsv3__context_last_logits(dsv3_context *ctx)
+{
+    (void)ctx;
+    return NULL;
+}
+
+int dsv3__context_cancel_requested(const dsv3_context *ctx)
+{
+    (void)ctx;
+    return 0;
+}
+
+dsv3_model *dsv3__context_model(const dsv3_context *ctx)
+{
+    (void)ctx;
+    return NULL;
+}
+
+uint32_t dsv3__context_n_ctx(const dsv3_context *ctx)
+{
+    (void)ctx;
+    return 0;
+}
+
+dsv3__err *dsv3__context_err(dsv3_context *ctx)
+{
+    (void)ctx;
+    return NULL;
+}
+
+const dsv3__alloc *dsv3__context_allocator(const dsv3_context *ctx)
+{
+    (void)ctx;
+    return NULL;
+}
+
+int dsv3__context_async_claim(dsv3_context *ctx)
+{
+    (void)ctx;
+    return DSV3_E_UNSUPPORTED;
+}
+
+void dsv3__context_async_release(dsv3_context *ctx)
+{
+    (void)ctx;
+}

@@ -68,6 +68,25 @@ typedef struct dsv3_hparams {
     float yarn_mscale_all_dim;
 } dsv3_hparams;
 
+struct dsv3__mbuild;
+struct dsv3__kvlist;
+
+/*
+ * hparams.c. Parse a Hugging Face config.json (V3/V2 families): every key is
+ * used, validated, or explicitly ignorable; unknown keys are logged as
+ * warnings; unsupported values fail with DSV3_E_UNSUPPORTED, malformed ones
+ * with DSV3_E_FORMAT. The result is validated (dsv3__hparams_validate).
+ */
+int dsv3__hparams_from_config(const dsv3__alloc *a, const char *json, size_t len,
+                              dsv3_hparams *hp, const dsv3__log *log, dsv3__err *err);
+/* The rules of ARCHITECTURE.md 1.3 plus size limits: DSV3_E_FORMAT or
+ * DSV3_E_UNSUPPORTED with a message. */
+int dsv3__hparams_validate(const dsv3_hparams *hp, dsv3__err *err);
+/* The manifest's typed key-value form (section HPARAMS). */
+void dsv3__hparams_to_kv(const dsv3_hparams *hp, struct dsv3__mbuild *b);
+int dsv3__hparams_from_kv(const struct dsv3__kvlist *kv, dsv3_hparams *hp, const dsv3__log *log,
+                          dsv3__err *err);
+
 /* Derived helpers. */
 static inline int32_t dsv3__hp_qk_head_dim(const dsv3_hparams *hp)
 {
@@ -131,6 +150,42 @@ typedef struct dsv3_weights {
     dsv3_layer_weights *layers;   /* [n_layers]; MTP modules at L ... */
 } dsv3_weights;
 
+/* ---- the tensors a checkpoint must hold (tensors.c) ----------------------- */
+
+enum dsv3__tkind {
+    DSV3__TK_VECTOR = 0, /* norms, router bias: converted to F32 at load */
+    DSV3__TK_MATRIX = 1, /* embedding, head, router, eh_proj: never quantized */
+    DSV3__TK_PROJ = 2    /* projection matrices: may be FP8 (+ scales) or quantized */
+};
+
+enum dsv3__tspec_flags {
+    DSV3__TS_MTP = 1u << 0,      /* belongs to an MTP module */
+    DSV3__TS_STACK = 1u << 1,    /* routed experts stacked [E, out, in] from experts.{j}.* */
+    DSV3__TS_ALIASABLE = 1u << 2 /* MTP copy of the main embedding/head (alias_of) */
+};
+
+typedef struct dsv3__tspec {
+    char name[96];        /* Hugging Face name (stacks: ...mlp.experts.gate_proj.weight) */
+    int32_t kind;         /* enum dsv3__tkind */
+    uint32_t flags;       /* enum dsv3__tspec_flags */
+    int32_t layer;        /* -1 outside the layers */
+    int32_t n_dims;
+    int64_t ne[3];        /* expected shape */
+    const char *alias_of; /* ALIASABLE: name of the main tensor it copies */
+    dsv3_tensor *dst;     /* its place in dsv3_weights (NULL without weights) */
+} dsv3__tspec;
+
+/*
+ * Every tensor of a model with these hyper-parameters and n_mtp MTP modules
+ * (0 ... hp->n_mtp), in file order. With w non-NULL, w->layers is allocated
+ * (n_layers + n_mtp entries, freed by the caller with dsv3__free) and each
+ * spec's dst points at its field. Returns DSV3_OK or DSV3_E_NOMEM.
+ */
+int dsv3__tensor_specs(const dsv3__alloc *a, const dsv3_hparams *hp, int32_t n_mtp,
+                       dsv3_weights *w, dsv3__tspec **out, size_t *n);
+/* Source name of expert j of a stacked spec. */
+void dsv3__tspec_expert_name(const dsv3__tspec *s, int32_t j, char *buf, size_t cap);
+
 /* ---- the model handle --------------------------------------------------- */
 
 struct dsv3_tokenizer;
@@ -164,6 +219,60 @@ struct dsv3_model {
     dsv3_model_info info;       /* filled at load */
 };
 
+/* ---- loader state (load.c, loadio.c) -------------------------------------- */
+
+struct dsv3__manifest;
+struct dsv3__fmt_tensor;
+
+/* One tensor to fill: a weight, or the scales of an FP8 weight. */
+typedef struct dsv3__place {
+    const struct dsv3__fmt_tensor *ft; /* manifest entry holding the data (alias resolved) */
+    int32_t ft_index;  /* its index in the manifest */
+    dsv3_tensor *dst;  /* the weight (scales: the weight they belong to) */
+    uint32_t is_scale : 1, to_f32 : 1, mapped : 1, main : 1, stack : 1, embed : 1;
+    int32_t share;     /* >= 0: same data as that earlier place (alias) */
+    dsv3_backend *be;
+    dsv3_buf *buf;
+    uint64_t size;     /* bytes in backend memory */
+} dsv3__place;
+
+typedef struct dsv3__shard_map {
+    void *addr;
+    size_t len;
+    bool keep; /* mapped into buffers: lives as long as the model */
+} dsv3__shard_map;
+
+typedef struct dsv3__load_state {
+    dsv3__place *places;
+    size_t n_places;
+    dsv3__shard_map *maps;
+    uint32_t n_maps;
+} dsv3__load_state;
+
+/* loadio.c: open and check the shards, allocate or map every place's buffer,
+ * decompress everything in parallel (progress, cancel). `dir` is the model
+ * directory. */
+int dsv3__load_data(dsv3_model *m, const struct dsv3__manifest *man, const char *dir,
+                    uint64_t *disk_bytes);
+/* Release buffers and mappings (also after a failed load). */
+void dsv3__load_release(dsv3_model *m);
+
+/* What a model directory holds, read from its manifest without loading the
+ * weights (dsv3 info). Shards are not opened. */
+typedef struct dsv3__model_summary {
+    dsv3_hparams hp;
+    dsv3_model_info info;   /* bytes_in_memory: as a load with these params would use */
+    uint64_t raw_bytes;     /* tensor data before compression (aliases once) */
+    uint64_t stored_bytes;  /* tensor data in the shards */
+    uint32_t n_tensors;
+    uint32_t n_shards;
+    int32_t chat_kind;
+    int32_t has_tokenizer;
+} dsv3__model_summary;
+
+int dsv3__model_summary_get(const char *path, const dsv3_model_params *params,
+                            dsv3__model_summary *out, char *errbuf, size_t errcap);
+
 /* Report an error on a shared model handle (thread-safe). Returns code. */
 int dsv3__model_seterr(const dsv3_model *m, int code, const char *fmt, ...) DSV3__PRINTF(3, 4);
 
@@ -174,5 +283,108 @@ void dsv3__model_unref(dsv3_model *m);
 /* Validate a public handle: DSV3_OK, or DSV3_E_INVAL (NULL) / DSV3_E_MISUSE
  * (failed or freed handle). */
 int dsv3__model_check(const dsv3_model *m);
+
+/* ---- internal context access (lib/async) ------------------------------- */
+
+/* The allocator of a context (its model's), or NULL for an invalid handle. */
+const dsv3__alloc *dsv3__context_allocator(const dsv3_context *ctx);
+/* Mark a context as owned by an asynchronous request: DSV3_OK, or
+ * DSV3_E_BUSY when it already is. Release when the request completes. */
+int dsv3__context_async_claim(dsv3_context *ctx);
+void dsv3__context_async_release(dsv3_context *ctx);
+/* ---- services of a context to dsv3_generate (context.c) ------------------ */
+
+/* Validate a public context handle: DSV3_OK, DSV3_E_INVAL (NULL) or
+ * DSV3_E_MISUSE (failed or freed handle). */
+int dsv3__context_check(const dsv3_context *ctx);
+/* Claim the context for one public call (DSV3_E_BUSY, with a message, if
+ * another call runs) and forget a cancel that arrived while it was idle;
+ * dsv3__context_end releases the claim. dsv3_generate holds one claim for
+ * the whole generation, so a cancel during a token callback is kept. */
+int dsv3__context_begin(dsv3_context *ctx);
+void dsv3__context_end(dsv3_context *ctx);
+/* The work of dsv3_context_decode for a caller that holds the claim; fails
+ * with DSV3_E_CANCELED when a cancel is pending (cache left as before). */
+int dsv3__context_decode(dsv3_context *ctx, const int32_t *tokens, size_t n_tokens,
+                         uint32_t flags);
+/* Last row of logits of the last decode (vocab_size floats), or NULL. */
+const float *dsv3__context_last_logits(dsv3_context *ctx);
+/* Non-zero once dsv3_context_cancel was called during the current claim. */
+int dsv3__context_cancel_requested(const dsv3_context *ctx);
+dsv3_model *dsv3__context_model(const dsv3_context *ctx);
+uint32_t dsv3__context_n_ctx(const dsv3_context *ctx);
+/* Where messages of calls on this context go (dsv3_context_errmsg). */
+dsv3__err *dsv3__context_err(dsv3_context *ctx);
+
+/* ---- generation (generate.c, textout.c) --------------------------------- */
+
+/* What the generation loop needs from a sequence. dsv3_generate wires a
+ * context; tests drive the loop with a scripted double. */
+typedef struct dsv3__gen_io {
+    void *self;
+    /* Evaluate tokens at the current position (DSV3_E_* codes as
+     * dsv3_context_decode, message already in *err). */
+    int (*decode)(void *self, const int32_t *tokens, size_t n);
+    /* Logits of the last evaluated position, or NULL if there are none. */
+    const float *(*logits)(void *self);
+    uint32_t (*n_past)(void *self);
+    /* Non-zero when the caller asked to cancel. */
+    int (*canceled)(void *self);
+    /* A token's bytes; a failure means "no text" (ids past the tokenizer). */
+    int (*token_bytes)(void *self, int32_t token, const char **bytes, size_t *len);
+    /* Non-zero for special tokens (BOS, EOS, chat markers ...), whose text is
+     * shown only with DSV3_GENERATE_SHOW_SPECIAL. */
+    int (*is_special)(void *self, int32_t token);
+    uint32_t n_ctx;           /* positions the sequence can hold */
+    size_t n_vocab;           /* length of a logits row */
+    int32_t eos;              /* end-of-sequence token, -1 if none */
+    const dsv3__alloc *alloc; /* for the loop's own buffers */
+    dsv3__err *err;           /* where the loop's messages go */
+} dsv3__gen_io;
+
+/* The body of dsv3_generate, with the same contract, on any sequence. */
+int dsv3__generate_run(const dsv3__gen_io *io, dsv3_sampler *smp, const int32_t *prompt,
+                       size_t n_prompt, const dsv3_generate_params *params, dsv3_token_fn cb,
+                       void *user_data, dsv3_generate_result *result);
+
+/*
+ * Streamed text (textout.c): token bytes in, the text of token events out.
+ * Only complete UTF-8 characters are delivered (invalid sequences become
+ * U+FFFD); an end that could still become a stop string is held back; the
+ * earliest stop string and everything after it are never delivered; special
+ * tokens add no text unless show_special. Stop strings are borrowed (they
+ * must outlive the textout) and must be non-empty valid UTF-8.
+ */
+typedef struct dsv3__textout {
+    const dsv3__alloc *a;
+    const char *const *stop;
+    size_t *stop_len;
+    uint32_t n_stop;
+    bool show_special;
+    bool stopped;
+    char *pend; /* bytes not delivered yet */
+    size_t pend_len, pend_cap;
+    char *out;  /* text of the last push */
+    size_t out_cap;
+} dsv3__textout;
+
+/* DSV3_E_INVAL (NULL/empty/invalid stop strings), DSV3_E_NOMEM; message in
+ * err. */
+int dsv3__textout_init(dsv3__textout *t, const dsv3__alloc *a, const char *const *stop,
+                       uint32_t n_stop, bool show_special, dsv3__err *err);
+/* Add one token's bytes. *text and *len receive the new text, NUL-terminated
+ * (valid until the next call; "" when there is none). *stopped becomes true when a stop
+ * string completed (the text then ends where it starts; later pushes give
+ * nothing). final: the generation ends with this token, so deliver all that
+ * is held back. DSV3_E_NOMEM on allocation failure (nothing consumed). */
+int dsv3__textout_push(dsv3__textout *t, const char *bytes, size_t n, bool special, bool final,
+                       const char **text, size_t *len, bool *stopped);
+void dsv3__textout_free(dsv3__textout *t);
+
+/* Length of the UTF-8 character at s[0 ... n-1]: > 0 for a complete valid
+ * character, 0 when s holds only the start of one, -m when its first m
+ * bytes are an invalid sequence (one U+FFFD). n >= 1. */
+int dsv3__utf8_unit(const unsigned char *s, size_t n);
+bool dsv3__utf8_valid(const char *s, size_t n);
 
 #endif /* DSV3_MODEL_H */

@@ -4,6 +4,7 @@
 #include <stddef.h>
 #include <stdio.h>
 #include "dsv3.h"
+#include "dsv3_uv.h"
 
 int main(void)
 {
@@ -124,6 +125,14 @@ int main(void)
     printf("\"log_user_data\": %zu, ", offsetof(dsv3_convert_params, log_user_data));
     printf("\"progress_fn\": %zu, ", offsetof(dsv3_convert_params, progress_fn));
     printf("\"progress_user_data\": %zu", offsetof(dsv3_convert_params, progress_user_data));
+    printf("}},\n");
+    printf("    \"dsv3_uv_callbacks\": {\"size\": %zu, \"fields\": {", sizeof(dsv3_uv_callbacks));
+    printf("\"struct_size\": %zu, ", offsetof(dsv3_uv_callbacks, struct_size));
+    printf("\"max_queued\": %zu, ", offsetof(dsv3_uv_callbacks, max_queued));
+    printf("\"on_token\": %zu, ", offsetof(dsv3_uv_callbacks, on_token));
+    printf("\"on_error\": %zu, ", offsetof(dsv3_uv_callbacks, on_error));
+    printf("\"on_done\": %zu, ", offsetof(dsv3_uv_callbacks, on_done));
+    printf("\"user_data\": %zu", offsetof(dsv3_uv_callbacks, user_data));
     printf("}}\n");
     printf("  },\n  \"enums\": {\n");
     printf("    \"DSV3_OK\": %lld,\n", (long long)DSV3_OK);

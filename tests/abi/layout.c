@@ -3,6 +3,7 @@
 
 #include <stddef.h>
 #include "dsv3.h"
+#include "dsv3_uv.h"
 
 /* x86-64 / aarch64 LP64 layout pins */
 #if defined(__LP64__)
@@ -112,6 +113,13 @@ _Static_assert(offsetof(dsv3_convert_params, log_fn) == 32, "offset of dsv3_conv
 _Static_assert(offsetof(dsv3_convert_params, log_user_data) == 40, "offset of dsv3_convert_params.log_user_data changed");
 _Static_assert(offsetof(dsv3_convert_params, progress_fn) == 48, "offset of dsv3_convert_params.progress_fn changed");
 _Static_assert(offsetof(dsv3_convert_params, progress_user_data) == 56, "offset of dsv3_convert_params.progress_user_data changed");
+_Static_assert(sizeof(dsv3_uv_callbacks) == 40, "sizeof dsv3_uv_callbacks changed");
+_Static_assert(offsetof(dsv3_uv_callbacks, struct_size) == 0, "offset of dsv3_uv_callbacks.struct_size changed");
+_Static_assert(offsetof(dsv3_uv_callbacks, max_queued) == 4, "offset of dsv3_uv_callbacks.max_queued changed");
+_Static_assert(offsetof(dsv3_uv_callbacks, on_token) == 8, "offset of dsv3_uv_callbacks.on_token changed");
+_Static_assert(offsetof(dsv3_uv_callbacks, on_error) == 16, "offset of dsv3_uv_callbacks.on_error changed");
+_Static_assert(offsetof(dsv3_uv_callbacks, on_done) == 24, "offset of dsv3_uv_callbacks.on_done changed");
+_Static_assert(offsetof(dsv3_uv_callbacks, user_data) == 32, "offset of dsv3_uv_callbacks.user_data changed");
 #endif
 _Static_assert(DSV3_OK == 0, "value of DSV3_OK changed");
 _Static_assert(DSV3_LOG_NONE == 0, "value of DSV3_LOG_NONE changed");
