@@ -1,6 +1,6 @@
 """DeepSeek-V3-architecture model in PyTorch for training a small demo model.
 
-Written from the project's specification (shared spec ARCHITECTURE.md):
+Written from the project's architecture specification:
 MLA with query compression, interleaved-pair RoPE with YaRN, dense SwiGLU
 layers followed by DeepSeekMoE layers (sigmoid scores, selection-only bias,
 group-limited top-k, renormalised weights times the routed scale, one fused
