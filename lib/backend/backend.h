@@ -341,6 +341,19 @@ typedef struct dsv3_backend_ops {
     int (*set_threads)(void *state, int32_t n_threads);
 } dsv3_backend_ops;
 
+/*
+ * Instances. Each init() makes an independent instance (a queued backend
+ * gives each its own queue, e.g. a CUDA stream). Memory belongs to the
+ * backend and device, not to the instance: a buffer allocated through one
+ * instance may be used by the ops of every instance of the same backend
+ * and device, and must be freed through the instance that allocated it.
+ * Ops of one instance run in call order, one calling thread at a time;
+ * buf_write and buf_read return when the copy is complete and are ordered
+ * after the ops queued on that instance before them; sync (when present)
+ * waits for them. lib/model keeps the weights in the model's instance and
+ * gives each context its own instance of a queued (DSV3_CAP_ASYNC) backend.
+ */
+
 /* ---- registry ----------------------------------------------------------- */
 
 /* The best usable implementation of a backend id (DSV3_BACKEND_AUTO picks the
@@ -356,6 +369,9 @@ typedef struct dsv3_backend {
 
 int dsv3__backend_open(int32_t id, const dsv3_backend_config *cfg, dsv3_backend *out,
                        dsv3__err *err);
+/* Another instance of the implementation `like` runs on (same vtable). */
+int dsv3__backend_open_like(const dsv3_backend *like, const dsv3_backend_config *cfg,
+                            dsv3_backend *out, dsv3__err *err);
 void dsv3__backend_close(dsv3_backend *be);
 
 /* Backends compiled in. */

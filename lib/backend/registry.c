@@ -81,6 +81,24 @@ int dsv3__backend_open(int32_t id, const dsv3_backend_config *cfg, dsv3_backend 
     return DSV3_OK;
 }
 
+int dsv3__backend_open_like(const dsv3_backend *like, const dsv3_backend_config *cfg,
+                            dsv3_backend *out, dsv3__err *err)
+{
+    memset(out, 0, sizeof *out);
+    if (!like || !like->ops)
+        return dsv3__seterr(err, DSV3_E_INVAL, "no backend to open another instance of");
+    const dsv3_backend_ops *ops = like->ops;
+    out->caps.struct_size = sizeof out->caps;
+    int rc = ops->probe(&out->caps);
+    if (rc == DSV3_OK)
+        rc = ops->init(cfg, &out->state);
+    if (rc != DSV3_OK)
+        return dsv3__seterr(err, rc, "backend %s: cannot open another instance: %s", ops->name,
+                            dsv3_strerror(rc));
+    out->ops = ops;
+    return DSV3_OK;
+}
+
 void dsv3__backend_close(dsv3_backend *be)
 {
     if (be && be->ops) {

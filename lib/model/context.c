@@ -49,12 +49,32 @@ static int ctx_leave(dsv3_context *ctx, int rc)
     return rc;
 }
 
+/* The backend instance this context computes on. */
+static const dsv3_backend *ctx_backend(const dsv3_context *ctx)
+{
+    return ctx->be_own.ops ? &ctx->be_own : &ctx->model->be;
+}
+
+/* Wait for the context's queued work (a no-op on backends that do not
+ * queue); an earlier error rc is kept. */
+static int ctx_sync(dsv3_context *ctx, int rc)
+{
+    const dsv3_backend *be = ctx_backend(ctx);
+    if (!be->ops->sync)
+        return rc;
+    int src = be->ops->sync(be->state);
+    if (src && !rc)
+        rc = dsv3__seterr(&ctx->err, DSV3_E_BACKEND, "backend %s: %s", be->ops->name,
+                          dsv3_strerror(src));
+    return rc;
+}
+
 static void fwd_setup(dsv3_context *ctx, dsv3__fwd *f)
 {
     const dsv3_hparams *hp = &ctx->model->hp;
     *f = (dsv3__fwd){
         .m = ctx->model,
-        .be = &ctx->model->be,
+        .be = ctx_backend(ctx),
         .err = &ctx->err,
         .s = &ctx->s,
         .cancel = &ctx->cancel,
@@ -126,6 +146,14 @@ static int ctx_build(dsv3_context *ctx)
 {
     dsv3_model *m = ctx->model;
     const dsv3_hparams *hp = &m->hp;
+    if (m->be.caps.flags & DSV3_CAP_ASYNC) { /* its own queue (stream) */
+        dsv3_backend_config cfg = {.struct_size = sizeof cfg, .device = m->params.device,
+                                   .n_threads = ctx->n_threads, .alloc = &m->alloc,
+                                   .log = &m->log};
+        int rc = dsv3__backend_open_like(&m->be, &cfg, &ctx->be_own, &ctx->err);
+        if (rc)
+            return rc;
+    }
     size_t row = (size_t)(hp->kv_lora_rank + hp->qk_rope_dim);
     ctx->kv_layer_bytes = (size_t)ctx->n_ctx * row * kv_elem_size(ctx->kv_dtype);
     size_t total;
@@ -153,6 +181,10 @@ static void ctx_release(dsv3_context *ctx)
     if (!m)
         return;
     const dsv3_backend *be = &m->be;
+    if (ctx->be_own.ops) {
+        ctx_sync(ctx, DSV3_OK);
+        dsv3__backend_close(&ctx->be_own);
+    }
     if (ctx->kv)
         be->ops->buf_free(be->state, ctx->kv);
     if (ctx->kv_mtp)
@@ -285,8 +317,10 @@ static int decode_run(dsv3_context *ctx, const int32_t *tokens, size_t n, uint32
         rc = dsv3__fwd_main(&f, ctx->kv->base, ctx->kv_layer_bytes, tokens + off, T,
                             (int64_t)(ctx->n_past + off), hid, r0, n_out, out);
         if (rc)
-            return rc;
+            return ctx_sync(ctx, rc);
     }
+    if ((rc = ctx_sync(ctx, DSV3_OK)))
+        return rc;
     ctx->n_logits = all ? (uint32_t)n : 1;
     ctx->logits_row0 = all ? 0 : (uint32_t)n - 1;
     ctx->logits_pos0 = ctx->n_past + ctx->logits_row0;
@@ -383,8 +417,10 @@ static int mtp_run(dsv3_context *ctx, const int32_t *next, size_t n, uint32_t fl
         rc = dsv3__mtp_forward(&f, ctx->kv_mtp->base, hid, next + off, T, (int64_t)(i0 + off),
                                r0, n_out, all ? ctx->mtp_logits + off * V : ctx->mtp_logits);
         if (rc)
-            return rc;
+            return ctx_sync(ctx, rc);
     }
+    if ((rc = ctx_sync(ctx, DSV3_OK)))
+        return rc;
     ctx->n_mtp_logits = all ? (uint32_t)n : 1;
     ctx->mtp_logits_row0 = all ? 0 : (uint32_t)n - 1;
     ctx->mtp_logits_pos0 = i0 + ctx->mtp_logits_row0;

@@ -165,6 +165,51 @@ static int model_check(dsv3_model *m)
 
 #undef CHECK
 
+/* Every tensor in m->be's memory, except that the routed experts may all be
+ * in m->be_cpu's (DSV3_PLACE_EXPERTS_ON_CPU); *apart says which. */
+static int placement_check(dsv3_model *m, int32_t *apart)
+{
+    int32_t home = m->be.ops->id, exp = -1;
+    const char *bad = NULL;
+    int32_t where = -1;
+    const dsv3_tensor *top[] = {&m->w.embed, &m->w.norm, &m->w.head};
+    for (size_t i = 0; i < DSV3__ARRAY_LEN(top) && !bad; i++)
+        if (top[i]->data && top[i]->backend != home)
+            bad = "embedding, final norm or head";
+    for (int32_t l = 0; l < m->w.n_layers && !bad; l++) {
+        const dsv3_layer_weights *w = &m->w.layers[l];
+        const dsv3_tensor *t[] = {
+            &w->attn_norm, &w->q_a, &w->q_a_norm, &w->q_b, &w->q, &w->kv_a, &w->kv_a_norm,
+            &w->kv_b, &w->o, &w->ffn_norm, &w->mlp.gate, &w->mlp.up, &w->mlp.down, &w->router,
+            &w->router_bias, &w->shared.gate, &w->shared.up, &w->shared.down, &w->enorm,
+            &w->hnorm, &w->eh_proj, &w->head_norm, &w->embed, &w->head,
+        };
+        for (size_t i = 0; i < DSV3__ARRAY_LEN(t) && !bad; i++)
+            if (t[i]->data && t[i]->backend != home)
+                bad = "attention, norms, dense FFN, router or shared experts", where = l;
+        const dsv3_tensor *e[] = {&w->exp_gate, &w->exp_up, &w->exp_down};
+        for (size_t i = 0; i < DSV3__ARRAY_LEN(e) && !bad; i++) {
+            if (!e[i]->data)
+                continue;
+            if (exp < 0)
+                exp = e[i]->backend;
+            if (e[i]->backend != exp)
+                bad = "routed experts (not all in one backend's memory)", where = l;
+        }
+    }
+    *apart = exp >= 0 && exp != home;
+    if (!bad && *apart && (!m->be_cpu.ops || m->be_cpu.ops->id != exp))
+        bad = "routed experts (no second backend for their memory)";
+    if (!bad)
+        return DSV3_OK;
+    char at[32] = "";
+    if (where >= 0)
+        snprintf(at, sizeof at, " of layer %d", (int)where);
+    return dsv3__model_seterr(m, DSV3_E_INVAL,
+                              "the %s%s are not in the memory of the backend that uses them",
+                              bad, at);
+}
+
 /* ---- per-model derived data ------------------------------------------------ */
 
 static size_t align64(size_t n)
@@ -199,6 +244,8 @@ static int fwd_build(dsv3_model *m, dsv3_fwd_model *fm)
         dsv3_op_job job = {.op = DSV3_OP_DEQUANT, .n_threads = 0, .args = &a};
         rc = be->ops->run_op(be->state, &job);
     }
+    if (!rc && be->ops->sync) /* contexts compute on their own instances */
+        rc = be->ops->sync(be->state);
     if (rc)
         return dsv3__model_seterr(m, rc == DSV3_E_NOMEM ? rc : DSV3_E_BACKEND,
                                   "cannot prepare kv_b_proj for absorbed attention: %s",
@@ -221,6 +268,11 @@ int dsv3__fwd_model_init(dsv3_model *m)
         return dsv3__model_seterr(m, DSV3_E_NOMEM, "out of memory");
     }
     fm->n_layers = m->w.n_layers;
+    if ((rc = placement_check(m, &fm->experts_apart))) {
+        dsv3__free(&m->alloc, fm->wkv_b);
+        dsv3__free(&m->alloc, fm);
+        return rc;
+    }
     fm->attn_scale = dsv3__attn_scale(&m->hp);
     fm->rope_scale = dsv3__rope_scale(&m->hp);
     m->fwd = fm;
@@ -249,12 +301,13 @@ typedef struct slot {
     size_t bytes;
 } slot;
 
-static int alloc_slots(const dsv3_model *m, slot *sl, size_t n, uint32_t usage, dsv3_buf **out)
+static int alloc_slots(const dsv3_backend *be, slot *sl, size_t n, uint32_t usage,
+                       dsv3_buf **out)
 {
     size_t total = 0;
     for (size_t i = 0; i < n; i++)
         total += align64(sl[i].bytes);
-    int rc = m->be.ops->buf_alloc(m->be.state, total ? total : 64, usage, out);
+    int rc = be->ops->buf_alloc(be->state, total ? total : 64, usage, out);
     if (rc)
         return rc;
     char *p = (*out)->base;
@@ -295,15 +348,27 @@ int dsv3__fwd_scratch_init(const dsv3_model *m, int64_t B, int naive, int64_t n_
         {(void **)&s->cat, hp->n_mtp > 0 ? b * 2 * d * f4 : 0},
         {(void **)&s->logits, b * (size_t)hp->vocab_size * f4},
     };
-    int rc = alloc_slots(m, sl, DSV3__ARRAY_LEN(sl), DSV3_BUF_COMPUTE, &s->buf);
-    if (rc || !naive)
+    int rc = alloc_slots(&m->be, sl, DSV3__ARRAY_LEN(sl), DSV3_BUF_COMPUTE, &s->buf);
+    if (!rc && m->fwd && m->fwd->experts_apart) {
+        slot xs[] = {
+            {(void **)&s->xx, b * d * f4},
+            {(void **)&s->xidx, b * k * 4},
+            {(void **)&s->xw, b * k * f4},
+            {(void **)&s->xy, b * d * f4},
+        };
+        rc = alloc_slots(&m->be_cpu, xs, DSV3__ARRAY_LEN(xs), DSV3_BUF_COMPUTE, &s->xbuf);
+    }
+    if (rc || !naive) {
+        if (rc)
+            dsv3__fwd_scratch_free(m, s);
         return rc;
+    }
     size_t nc = (size_t)n_ctx;
     slot nv[] = {
         {(void **)&s->lat, nc * row * f4},
         {(void **)&s->kvd, nc * (size_t)(hp->n_heads * (hp->qk_nope_dim + hp->v_head_dim)) * f4},
     };
-    rc = alloc_slots(m, nv, DSV3__ARRAY_LEN(nv), DSV3_BUF_COMPUTE, &s->naive_buf);
+    rc = alloc_slots(&m->be, nv, DSV3__ARRAY_LEN(nv), DSV3_BUF_COMPUTE, &s->naive_buf);
     if (rc)
         dsv3__fwd_scratch_free(m, s);
     return rc;
@@ -315,6 +380,8 @@ void dsv3__fwd_scratch_free(const dsv3_model *m, dsv3_fwd_scratch *s)
         m->be.ops->buf_free(m->be.state, s->buf);
     if (s->naive_buf)
         m->be.ops->buf_free(m->be.state, s->naive_buf);
+    if (s->xbuf)
+        m->be_cpu.ops->buf_free(m->be_cpu.state, s->xbuf);
     memset(s, 0, sizeof *s);
 }
 
@@ -329,16 +396,40 @@ static const char *op_name(int32_t op)
     return op >= 0 && op < (int32_t)DSV3__ARRAY_LEN(names) ? names[op] : "?";
 }
 
-int dsv3__fwd_op(const dsv3__fwd *f, int32_t op, const void *args)
+int dsv3__fwd_op_on(const dsv3__fwd *f, const dsv3_backend *be, int32_t op, const void *args)
 {
     dsv3_op_job job = {.op = op, .n_threads = f->n_threads, .args = args};
-    int rc = f->be->ops->run_op(f->be->state, &job);
+    int rc = be->ops->run_op(be->state, &job);
     if (rc == DSV3_OK)
         return rc;
     if (rc == DSV3_E_NOMEM)
         return dsv3__seterr(f->err, rc, "out of memory in backend op %s", op_name(op));
-    return dsv3__seterr(f->err, DSV3_E_BACKEND, "backend %s: op %s failed: %s",
-                        f->be->ops->name, op_name(op), dsv3_strerror(rc));
+    return dsv3__seterr(f->err, DSV3_E_BACKEND, "backend %s: op %s failed: %s", be->ops->name,
+                        op_name(op), dsv3_strerror(rc));
+}
+
+int dsv3__fwd_op(const dsv3__fwd *f, int32_t op, const void *args)
+{
+    return dsv3__fwd_op_on(f, f->be, op, args);
+}
+
+int dsv3__fwd_xfer(const dsv3__fwd *f, const dsv3_backend *sbe, const dsv3_buf *sb,
+                   const void *src, const dsv3_backend *dbe, dsv3_buf *db, void *dst, size_t n)
+{
+    size_t soff = (size_t)((const char *)src - (const char *)sb->base);
+    size_t doff = (size_t)((char *)dst - (char *)db->base);
+    int rc;
+    if (dbe->caps.flags & DSV3_CAP_HOST_MEMORY)
+        rc = sbe->ops->buf_read(sbe->state, sb, soff, dst, n);
+    else if (sbe->caps.flags & DSV3_CAP_HOST_MEMORY)
+        rc = dbe->ops->buf_write(dbe->state, db, doff, src, n);
+    else
+        rc = DSV3_E_UNSUPPORTED;
+    if (rc)
+        return dsv3__seterr(f->err, rc == DSV3_E_UNSUPPORTED ? rc : DSV3_E_BACKEND,
+                            "moving %zu bytes from backend %s to %s: %s", n, sbe->ops->name,
+                            dbe->ops->name, dsv3_strerror(rc));
+    return DSV3_OK;
 }
 
 int dsv3__fwd_matmul(const dsv3__fwd *f, const dsv3_tensor *w, const float *x, int64_t ldx,

@@ -296,6 +296,10 @@ typedef struct dsv3_fwd_model {
     int32_t n_layers;    /* main layers + loaded MTP modules */
     float attn_scale;    /* softmax scale tau (ARCHITECTURE.md 3.5) */
     float rope_scale;    /* cos/sin factor m(s, mscale) / m(s, mscale_all_dim) */
+    /* the routed experts live in m->be_cpu while the rest is on m->be
+     * (DSV3_PLACE_EXPERTS_ON_CPU): the MoE op runs there, and only its input
+     * and output rows cross between the two backends */
+    int32_t experts_apart;
 } dsv3_fwd_model;
 
 /* Check hparams and every tensor shape the forward pass uses, then build
@@ -330,6 +334,12 @@ typedef struct dsv3_fwd_scratch {
     float *rw;       /* [B][k] */
     float *cat;      /* [B][2d] MTP input [enorm(e) ; hnorm(h)] */
     float *logits;   /* [B][V] */
+    /* experts apart only: the MoE op's rows in the experts' backend */
+    dsv3_buf *xbuf;
+    float *xx;       /* [B][d] input rows */
+    int32_t *xidx;   /* [B][k] */
+    float *xw;       /* [B][k] */
+    float *xy;       /* [B][d] output rows */
     /* naive attention only, sized for n_ctx keys */
     dsv3_buf *naive_buf;
     float *lat;      /* [n_ctx][r_kv+d_r] cache rows as F32 */
@@ -351,6 +361,13 @@ typedef struct dsv3__fwd {
 
 /* Run one backend op; failures become E_BACKEND/E_NOMEM with a message. */
 int dsv3__fwd_op(const dsv3__fwd *f, int32_t op, const void *args);
+/* The same on another backend instance (the experts' one). */
+int dsv3__fwd_op_on(const dsv3__fwd *f, const dsv3_backend *be, int32_t op, const void *args);
+/* Copy n bytes from src (inside buffer sb of backend sbe) to dst (inside db
+ * of dbe), through the vtable's buf_read / buf_write; one of the two
+ * backends must hold host memory. Ordered after the ops queued on either. */
+int dsv3__fwd_xfer(const dsv3__fwd *f, const dsv3_backend *sbe, const dsv3_buf *sb,
+                   const void *src, const dsv3_backend *dbe, dsv3_buf *db, void *dst, size_t n);
 /* y (+)= x W^T over T rows. */
 int dsv3__fwd_matmul(const dsv3__fwd *f, const dsv3_tensor *w, const float *x, int64_t ldx,
                      float *y, int64_t ldy, int64_t T, int accumulate);
@@ -397,6 +414,9 @@ struct dsv3_context {
     dsv3_model *model;            /* counted reference (NULL in a failed handle) */
     dsv3__alloc alloc;
     dsv3__err err;
+    /* its own instance of the model's backend when that one queues work
+     * (each context computes on its own stream); else unused */
+    dsv3_backend be_own;
     dsv3_context_params params;   /* resolved copy */
     int32_t n_threads;
     int32_t mtp_on;               /* keep hidden states, feed the MTP module */

@@ -47,6 +47,29 @@ static void route_args(const dsv3_hparams *hp, const dsv3_layer_weights *w,
     a->scaling = hp->routed_scaling;
 }
 
+/* The routed experts on the experts' own backend (DSV3_PLACE_EXPERTS_ON_CPU):
+ * the op's input rows, choices and weights go there, its output rows come
+ * back into s->moe. Only activations cross; the weights stay put. */
+static int moe_apart(const dsv3__fwd *f, const dsv3_layer_weights *w, int64_t T)
+{
+    const dsv3_model *m = f->m;
+    const dsv3_backend *eb = &m->be_cpu;
+    const dsv3_fwd_scratch *s = f->s;
+    int64_t d = m->hp.hidden_size, k = m->hp.n_experts_per_tok;
+    size_t rows = (size_t)(T * d) * sizeof(float), sel = (size_t)(T * k) * 4;
+    int rc;
+    if ((rc = dsv3__fwd_xfer(f, f->be, s->buf, s->xn, eb, s->xbuf, s->xx, rows)) ||
+        (rc = dsv3__fwd_xfer(f, f->be, s->buf, s->ridx, eb, s->xbuf, s->xidx, sel)) ||
+        (rc = dsv3__fwd_xfer(f, f->be, s->buf, s->rw, eb, s->xbuf, s->xw, sel)))
+        return rc;
+    dsv3_op_moe_args ma = {.gate = &w->exp_gate, .up = &w->exp_up, .down = &w->exp_down, .x = s->xx,
+                           .idx = s->xidx, .weight = s->xw, .y = s->xy, .T = T, .k = k,
+                           .ldx = d, .ldy = d};
+    if ((rc = dsv3__fwd_op_on(f, eb, DSV3_OP_MOE, &ma)))
+        return rc;
+    return dsv3__fwd_xfer(f, eb, s->xbuf, s->xy, f->be, s->buf, s->moe, rows);
+}
+
 /* s->moe = sum_j w_j Expert_j(x) (ascending expert) + Shared(x); h += s->moe */
 static int moe(const dsv3__fwd *f, const dsv3_layer_weights *w, int64_t T)
 {
@@ -60,10 +83,15 @@ static int moe(const dsv3__fwd *f, const dsv3_layer_weights *w, int64_t T)
     route_args(hp, w, &ra);
     if ((rc = dsv3__fwd_op(f, DSV3_OP_ROUTE, &ra)))
         return rc;
-    dsv3_op_moe_args ma = {.gate = &w->exp_gate, .up = &w->exp_up, .down = &w->exp_down,
-                           .x = s->xn, .idx = s->ridx, .weight = s->rw, .y = s->moe, .T = T,
-                           .k = hp->n_experts_per_tok, .ldx = d, .ldy = d};
-    if ((rc = dsv3__fwd_op(f, DSV3_OP_MOE, &ma)))
+    if (f->m->fwd->experts_apart) {
+        rc = moe_apart(f, w, T);
+    } else {
+        dsv3_op_moe_args ma = {.gate = &w->exp_gate, .up = &w->exp_up, .down = &w->exp_down,
+                               .x = s->xn, .idx = s->ridx, .weight = s->rw, .y = s->moe,
+                               .T = T, .k = hp->n_experts_per_tok, .ldx = d, .ldy = d};
+        rc = dsv3__fwd_op(f, DSV3_OP_MOE, &ma);
+    }
+    if (rc)
         return rc;
     if (hp->n_shared_experts > 0 && (rc = swiglu_mlp(f, &w->shared, s->moe, T, 1)))
         return rc;

@@ -204,7 +204,7 @@ int dsv3__cpu_moe(dsv3_cpu_state *s, int n_threads, const dsv3_op_moe_args *a)
     int rc = moe_check(a, &E, &d, &f);
     if (rc || a->T == 0)
         return rc;
-    size_t T = (size_t)a->T;
+    size_t T = (size_t)(a->T * a->k); /* rows of one expert: a token may repeat it */
     size_t nf = T * (size_t)(2 * d + 2 * f + 1);
     int64_t *buf = dsv3__malloc(&s->alloc, T * sizeof(int64_t) + nf * sizeof(float));
     if (!buf)
