@@ -94,7 +94,7 @@ static int cmp_double(const void *a, const void *b)
 
 static double simulate_frame(int frame)
 {
-    /* stands in for game logic and rendering: about a millisecond of arithmetic */
+    /* stands in for game logic and rendering: a fraction of a millisecond */
     double acc = 0;
     for (int i = 0; i < 200000; i++)
         acc += (double)((i ^ frame) & 7);
