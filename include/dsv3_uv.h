@@ -15,11 +15,12 @@
  * iteration), so the loop must keep running (uv_run) until on_done. Do not
  * close the request's handle yourself (e.g. with uv_walk). The context and
  * sampler are borrowed from the start call until the request's last
- * callback: while it runs, calls on the context fail with DSV3_E_BUSY (a
- * second request too), and no other call may use the sampler. From inside
- * on_error and on_done they are the caller's again: free them, or start the
- * next request on them. The prompt tokens, params and stop strings are copied
- * by the start call.
+ * callback: while it runs, calls that work on the context fail with
+ * DSV3_E_BUSY (a second request too); the other context calls (except
+ * dsv3_context_cancel) and every call on the sampler are not allowed. From
+ * inside on_error and on_done they are the caller's again: free them, or
+ * start the next request on them. The prompt tokens, params and stop strings
+ * are copied by the start call.
  *
  * Concurrency and limits: one request per context at a time; any number of
  * contexts of one model may each run a request, each on its own worker
