@@ -218,7 +218,6 @@ int dsv3_context_new(dsv3_model *model, const dsv3_context_params *params, dsv3_
     ctx->alloc = a;
     atomic_init(&ctx->busy, 0);
     atomic_init(&ctx->cancel, 0);
-    atomic_init(&ctx->async_owned, 0);
     *out = ctx;
     if (mrc)
         return dsv3__seterr(&ctx->err, mrc, "%s",
@@ -637,16 +636,13 @@ const dsv3__alloc *dsv3__context_allocator(const dsv3_context *ctx)
 
 int dsv3__context_async_claim(dsv3_context *ctx)
 {
-    int expected = 0;
-    if (!ctx || ctx->magic != DSV3__MAGIC_CONTEXT)
-        return DSV3_E_MISUSE;
-    if (!atomic_compare_exchange_strong(&ctx->async_owned, &expected, 1))
-        return DSV3_E_BUSY;
-    return DSV3_OK;
+    /* the request holds the call claim for its whole life: other calls on
+     * the context fail with DSV3_E_BUSY meanwhile, and a cancel is kept from
+     * this moment on, also one that arrives before the worker starts */
+    return ctx_enter(ctx);
 }
 
 void dsv3__context_async_release(dsv3_context *ctx)
 {
-    if (ctx && ctx->magic == DSV3__MAGIC_CONTEXT)
-        atomic_store(&ctx->async_owned, 0);
+    ctx_leave(ctx, DSV3_OK);
 }

@@ -292,19 +292,11 @@ static int ctx_is_special(void *self, int32_t token)
     return token >= 0 && (token == m->hp.bos_token || token == m->hp.eos_token);
 }
 
-int dsv3_generate(dsv3_context *ctx, dsv3_sampler *smp, const int32_t *prompt, size_t n_prompt,
-                  const dsv3_generate_params *params, dsv3_token_fn cb, void *user_data,
-                  dsv3_generate_result *result)
+/* The generation on a context whose claim the caller holds. */
+int dsv3__generate_claimed(dsv3_context *ctx, dsv3_sampler *smp, const int32_t *prompt,
+                           size_t n_prompt, const dsv3_generate_params *params,
+                           dsv3_token_fn cb, void *user_data, dsv3_generate_result *result)
 {
-    int rc = dsv3__context_check(ctx);
-    if (!rc)
-        rc = dsv3__context_begin(ctx);
-    if (rc) {
-        dsv3_generate_result res = {.struct_size = sizeof res, .stop_reason = DSV3_STOP_ERROR};
-        if (result && result->struct_size >= sizeof res)
-            put_result(result, &res);
-        return rc;
-    }
     dsv3_model *m = dsv3__context_model(ctx);
     dsv3__gen_io io = {
         .self = ctx,
@@ -320,7 +312,23 @@ int dsv3_generate(dsv3_context *ctx, dsv3_sampler *smp, const int32_t *prompt, s
         .alloc = &m->alloc,
         .err = dsv3__context_err(ctx),
     };
-    rc = dsv3__generate_run(&io, smp, prompt, n_prompt, params, cb, user_data, result);
+    return dsv3__generate_run(&io, smp, prompt, n_prompt, params, cb, user_data, result);
+}
+
+int dsv3_generate(dsv3_context *ctx, dsv3_sampler *smp, const int32_t *prompt, size_t n_prompt,
+                  const dsv3_generate_params *params, dsv3_token_fn cb, void *user_data,
+                  dsv3_generate_result *result)
+{
+    int rc = dsv3__context_check(ctx);
+    if (!rc)
+        rc = dsv3__context_begin(ctx);
+    if (rc) {
+        dsv3_generate_result res = {.struct_size = sizeof res, .stop_reason = DSV3_STOP_ERROR};
+        if (result && result->struct_size >= sizeof res)
+            put_result(result, &res);
+        return rc;
+    }
+    rc = dsv3__generate_claimed(ctx, smp, prompt, n_prompt, params, cb, user_data, result);
     dsv3__context_end(ctx);
     return rc;
 }

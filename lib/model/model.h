@@ -411,7 +411,6 @@ struct dsv3_context {
     uint32_t magic;               /* DSV3__MAGIC_CONTEXT, or _FAILED */
     atomic_int busy;              /* a call is running */
     atomic_int cancel;            /* dsv3_context_cancel was called */
-    atomic_int async_owned;       /* an asynchronous request holds the context */
     dsv3_model *model;            /* counted reference (NULL in a failed handle) */
     dsv3__alloc alloc;
     dsv3__err err;
@@ -465,10 +464,16 @@ int dsv3__mtp_forward(const dsv3__fwd *f, void *cache, const float *hid, const i
 
 /* The allocator of a context (its model's), or NULL for an invalid handle. */
 const dsv3__alloc *dsv3__context_allocator(const dsv3_context *ctx);
-/* Mark a context as owned by an asynchronous request: DSV3_OK, or
- * DSV3_E_BUSY when it already is. Release when the request completes. */
+/* Claim a context for an asynchronous request, as a public call would for
+ * its duration: DSV3_OK, DSV3_E_BUSY (a call or request holds it),
+ * DSV3_E_INVAL / DSV3_E_MISUSE (bad handle). A pending cancel is forgotten
+ * here, not when the generation starts. Release when the request completes. */
 int dsv3__context_async_claim(dsv3_context *ctx);
 void dsv3__context_async_release(dsv3_context *ctx);
+/* dsv3_generate on a context the caller has claimed (dsv3__context_async_claim). */
+int dsv3__generate_claimed(dsv3_context *ctx, dsv3_sampler *smp, const int32_t *prompt,
+                           size_t n_prompt, const dsv3_generate_params *params,
+                           dsv3_token_fn cb, void *user_data, dsv3_generate_result *result);
 
 /* ---- services of a context to dsv3_generate (context.c) ------------------ */
 
